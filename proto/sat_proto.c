@@ -1,0 +1,157 @@
+/* sat_proto.c - see sat_proto.h. */
+#include "sat_proto.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <string.h>
+
+#include "sat_err.h"
+
+/* Worst-case encoded Frame: the larger batch kind, with all its changes at
+ * their maximal size, plus tag and length prefixes. */
+#define CHANGE_ENCODED_MAX (satchel_FieldChange_size + 1 + 3)
+#define PULL_BATCH_ENCODED_MAX \
+    (PROTO_BATCH_CHANGES_MAX * CHANGE_ENCODED_MAX + 64 * (16 + 2) + 11 + 2)
+_Static_assert(PULL_BATCH_ENCODED_MAX + 1 + 5 <= PROTO_FRAME_BYTES_MAX,
+               "PROTO_FRAME_BYTES_MAX too small for a full batch");
+
+static _Thread_local const char *last_error = "";
+
+static bool encode_changes(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+    const struct proto_changes_out *src = *arg;
+    if (src->count > PROTO_BATCH_CHANGES_MAX)
+        PB_RETURN_ERROR(os, "too many changes in a batch");
+    for (size_t i = 0; i < src->count; i++) {
+        if (!pb_encode_tag_for_field(os, field) ||
+            !pb_encode_submessage(os, satchel_FieldChange_fields, &src->items[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool decode_change(pb_istream_t *is, const pb_field_t *field, void **arg)
+{
+    struct proto_changes_in *sink = *arg;
+    satchel_FieldChange change = satchel_FieldChange_init_zero;
+    int rc;
+    (void)field;
+    if (sink->count >= PROTO_BATCH_CHANGES_MAX)
+        PB_RETURN_ERROR(is, "too many changes in a batch");
+    if (!pb_decode(is, satchel_FieldChange_fields, &change))
+        return false;
+    sink->count++;
+    rc = sink->on_change ? sink->on_change(sink->arg, &change) : 0;
+    if (rc != 0)
+        PB_RETURN_ERROR(is, "change rejected by receiver");
+    return true;
+}
+
+void proto_bind_changes_encode(pb_callback_t *cb, struct proto_changes_out *src)
+{
+    cb->funcs.encode = encode_changes;
+    cb->arg = src;
+}
+
+void proto_bind_changes_decode(pb_callback_t *cb, struct proto_changes_in *sink)
+{
+    cb->funcs.decode = decode_change;
+    cb->arg = sink;
+}
+
+/* Called by nanopb when the Frame's oneof is about to be decoded: binds the
+ * batch's changes to the sink waiting in frame->cb_msg.arg. */
+static bool frame_msg_callback(pb_istream_t *is, const pb_field_t *field, void **arg)
+{
+    struct proto_changes_in *sink = *arg;
+    (void)is;
+    if (field->tag == satchel_Frame_push_batch_tag) {
+        satchel_PushBatch *b = field->pData;
+        proto_bind_changes_decode(&b->changes, sink);
+    } else if (field->tag == satchel_Frame_pull_batch_tag) {
+        satchel_PullBatch *b = field->pData;
+        proto_bind_changes_decode(&b->changes, sink);
+    }
+    return true;
+}
+
+void proto_bind_frame_changes(satchel_Frame *frame, struct proto_changes_in *sink)
+{
+    frame->cb_msg.funcs.decode = frame_msg_callback;
+    frame->cb_msg.arg = sink;
+}
+
+int proto_encode(const pb_msgdesc_t *fields, const void *msg, uint8_t *buf, size_t cap,
+                 size_t *len)
+{
+    pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+    if (!pb_encode(&os, fields, msg)) {
+        last_error = PB_GET_ERROR(&os);
+        return SAT_ERR_PROTO_ENCODE;
+    }
+    *len = os.bytes_written;
+    return SAT_OK;
+}
+
+int proto_decode(const pb_msgdesc_t *fields, void *msg, size_t msg_size, const uint8_t *buf,
+                 size_t len)
+{
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    if (!pb_decode_ex(&is, fields, msg, PB_DECODE_NOINIT) ) {
+        last_error = PB_GET_ERROR(&is);
+        /* Never hand back a half-filled message. */
+        memset(msg, 0, msg_size);
+        return SAT_ERR_PROTO_DECODE;
+    }
+    return SAT_OK;
+}
+
+int proto_frame_encode(const satchel_Frame *frame, uint8_t *buf, size_t cap, size_t *len)
+{
+    size_t body = 0;
+    int ret;
+    if (cap < PROTO_FRAME_HEADER_BYTES)
+        return SAT_ERR_PROTO_ENCODE;
+    ret = proto_encode(satchel_Frame_fields, frame, buf + PROTO_FRAME_HEADER_BYTES,
+                       cap - PROTO_FRAME_HEADER_BYTES, &body);
+    if (ret != SAT_OK)
+        return ret;
+    if (body > PROTO_FRAME_BYTES_MAX)
+        return SAT_ERR_PROTO_FRAME_SIZE;
+    buf[0] = (uint8_t)(body >> 24);
+    buf[1] = (uint8_t)(body >> 16);
+    buf[2] = (uint8_t)(body >> 8);
+    buf[3] = (uint8_t)body;
+    *len = body + PROTO_FRAME_HEADER_BYTES;
+    return SAT_OK;
+}
+
+int proto_frame_header(const uint8_t header[PROTO_FRAME_HEADER_BYTES], size_t *payload_len)
+{
+    uint32_t n = ((uint32_t)header[0] << 24) | ((uint32_t)header[1] << 16) |
+                 ((uint32_t)header[2] << 8) | header[3];
+    if (n > PROTO_FRAME_BYTES_MAX)
+        return SAT_ERR_PROTO_FRAME_SIZE;
+    *payload_len = n;
+    return SAT_OK;
+}
+
+int proto_frame_decode(satchel_Frame *frame, const uint8_t *buf, size_t len)
+{
+    size_t body = 0;
+    int ret;
+    if (len < PROTO_FRAME_HEADER_BYTES)
+        return SAT_ERR_PROTO_DECODE;
+    ret = proto_frame_header(buf, &body);
+    if (ret != SAT_OK)
+        return ret;
+    if (body != len - PROTO_FRAME_HEADER_BYTES)
+        return SAT_ERR_PROTO_DECODE;
+    return proto_decode(satchel_Frame_fields, frame, sizeof *frame,
+                        buf + PROTO_FRAME_HEADER_BYTES, body);
+}
+
+const char *proto_last_error(void)
+{
+    return last_error;
+}
