@@ -55,6 +55,16 @@ if(NOT PROTOC_EXECUTABLE)
   satchel_missing("protoc (used by the nanopb generator)" "protobuf-compiler")
 endif()
 
+# json-c (exports, scenario files) ------------------------------------------
+find_path(JSONC_INCLUDE_DIR json-c/json.h)
+find_library(JSONC_LIBRARY json-c)
+if(NOT JSONC_INCLUDE_DIR OR NOT JSONC_LIBRARY)
+  satchel_missing("json-c" "libjson-c-dev${SATCHEL_ARCH_SUFFIX}")
+endif()
+add_library(satchel_jsonc INTERFACE)
+target_include_directories(satchel_jsonc INTERFACE ${JSONC_INCLUDE_DIR})
+target_link_libraries(satchel_jsonc INTERFACE ${JSONC_LIBRARY})
+
 # cmocka (tests) ----------------------------------------------------------
 if(SATCHEL_BUILD_TESTS)
   find_path(CMOCKA_INCLUDE_DIR cmocka.h)

@@ -35,7 +35,30 @@ enum sat_err {
     /* proto */
     SAT_ERR_PROTO_ENCODE = -0x101,    /* message does not fit or is invalid */
     SAT_ERR_PROTO_DECODE = -0x102,    /* malformed or over-long input */
-    SAT_ERR_PROTO_FRAME_SIZE = -0x103 /* frame larger than the maximum */
+    SAT_ERR_PROTO_FRAME_SIZE = -0x103, /* frame larger than the maximum */
+
+    /* keys */
+    SAT_ERR_KEYS_WRONG_PIN = -0x201,         /* PIN did not unlock the key */
+    SAT_ERR_KEYS_LOCKED_OUT = -0x202,        /* too many wrong PINs: wait */
+    SAT_ERR_KEYS_ERASED = -0x203,            /* wrong-PIN limit: keys erased */
+    SAT_ERR_KEYS_NOT_ENROLLED = -0x204,      /* no PIN set on this device yet */
+    SAT_ERR_KEYS_ALREADY_ENROLLED = -0x205,  /* enrol on an enrolled device */
+    SAT_ERR_KEYS_BAD_PIN = -0x206,           /* PIN format not acceptable */
+    SAT_ERR_KEYS_LOCKED = -0x207,            /* keys locked: unlock first */
+    SAT_ERR_KEYS_CRYPTO = -0x208,            /* the crypto library failed */
+    SAT_ERR_KEYS_CORRUPT = -0x209,           /* key file damaged or forged */
+    SAT_ERR_KEYS_RECOVERY = -0x20A,          /* recovery key does not fit */
+
+    /* store */
+    SAT_ERR_STORE_CORRUPT = -0x301,      /* stored data failed authentication */
+    SAT_ERR_STORE_INVALID_NHS = -0x302,  /* NHS number fails Modulus 11 */
+    SAT_ERR_STORE_OUT_OF_RANGE = -0x303, /* a value outside its allowed range */
+    SAT_ERR_STORE_MISSING_FIELD = -0x304,/* a required field is empty */
+    SAT_ERR_STORE_TOO_LONG = -0x305,     /* text longer than its limit */
+    SAT_ERR_STORE_UNKNOWN_ID = -0x306,   /* no record with that id */
+    SAT_ERR_STORE_SQL = -0x307,          /* internal database error */
+    SAT_ERR_STORE_INVALID = -0x308,      /* malformed value (date, id...) */
+    SAT_ERR_STORE_NOT_ALLOWED = -0x309   /* not allowed in this state */
 };
 
 /* One line of English for a code; never NULL (unknown codes included). */

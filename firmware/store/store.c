@@ -1,0 +1,1419 @@
+/* store.c - see store.h. */
+#include "store.h"
+
+#include <mbedtls/hkdf.h>
+#include <mbedtls/md.h>
+#include <mbedtls/platform_util.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hlc.h"
+#include "nhs_number.h"
+#include "satchel.pb.h"
+#include "vfs_crypt.h"
+
+/* Observation vital signs travel as fields OBS_VITALS_FIELD_BASE + the
+ * VitalSigns field number (satchel.proto), so each vital merges alone. */
+#define OBS_VITALS_FIELD_BASE 500u
+#define VT_TEXT satchel_FieldValue_text_tag
+#define VT_INT satchel_FieldValue_integer_tag
+#define VT_BLOB satchel_FieldValue_blob_tag
+#define VT_FLAG satchel_FieldValue_flag_tag
+#define VT_TOMBSTONE satchel_FieldValue_tombstone_tag
+#define MIN_PREFIX_DIGITS 6
+#define MS_PER_DAY 86400000LL
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);"
+    "CREATE TABLE IF NOT EXISTS patient(id BLOB NOT NULL UNIQUE, nhs_number TEXT NOT NULL,"
+    " given_name TEXT NOT NULL, family_name TEXT NOT NULL, date_of_birth TEXT NOT NULL,"
+    " address TEXT NOT NULL, postcode TEXT NOT NULL, team TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS patient_name ON patient(family_name, given_name);"
+    "CREATE TABLE IF NOT EXISTS visit(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
+    " started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS visit_patient ON visit(patient_id, started_ms);"
+    "CREATE TABLE IF NOT EXISTS observation(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
+    " visit_id BLOB, amends BLOB, taken_ms INTEGER NOT NULL, resp INTEGER NOT NULL,"
+    " spo2 INTEGER NOT NULL, spo2_scale INTEGER NOT NULL, on_oxygen INTEGER NOT NULL,"
+    " sbp INTEGER NOT NULL, pulse INTEGER NOT NULL, consciousness INTEGER NOT NULL,"
+    " temp_dc INTEGER NOT NULL, news2 INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS obs_patient ON observation(patient_id, taken_ms);"
+    "CREATE TABLE IF NOT EXISTS note(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
+    " visit_id BLOB, amends BLOB, written_ms INTEGER NOT NULL, text TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS note_patient ON note(patient_id, written_ms);"
+    "CREATE TABLE IF NOT EXISTS task(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
+    " title TEXT NOT NULL, due_ms INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0,"
+    " deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS task_patient ON task(patient_id);"
+    "CREATE TABLE IF NOT EXISTS change_log(seq INTEGER PRIMARY KEY, record_id BLOB NOT NULL,"
+    " kind INTEGER NOT NULL, field INTEGER NOT NULL, vtype INTEGER NOT NULL, vint INTEGER,"
+    " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"
+    " origin BLOB NOT NULL);";
+
+/* Prepared statements, made on first use and kept. */
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_META_GET,
+    ST_META_SET,
+    ST_LOG,
+    ST_PATIENT_INSERT,
+    ST_PATIENT_GET,
+    ST_VISIT_INSERT,
+    ST_VISIT_GET,
+    ST_VISIT_OPEN,
+    ST_VISIT_END,
+    ST_OBS_INSERT,
+    ST_OBS_GET,
+    ST_NOTE_INSERT,
+    ST_NOTE_GET,
+    ST_TASK_INSERT,
+    ST_TASK_GET,
+    ST_TASK_DONE,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
+    [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
+    [ST_LOG] = "INSERT INTO change_log(record_id, kind, field, vtype, vint, vtext, vblob,"
+               " hlc_wall, hlc_counter, origin) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    [ST_PATIENT_INSERT] = "INSERT INTO patient(id, nhs_number, given_name, family_name,"
+                          " date_of_birth, address, postcode, team, created_ms)"
+                          " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [ST_PATIENT_GET] = "SELECT id, nhs_number, given_name, family_name, date_of_birth, address,"
+                       " postcode, team, created_ms, deleted FROM patient WHERE id = ?1",
+    [ST_VISIT_INSERT] = "INSERT INTO visit(id, patient_id, started_ms, reason)"
+                        " VALUES (?1,?2,?3,?4)",
+    [ST_VISIT_GET] = "SELECT id, patient_id, started_ms, ended_ms, reason, deleted FROM visit"
+                     " WHERE id = ?1",
+    [ST_VISIT_OPEN] = "SELECT 1 FROM visit WHERE patient_id = ?1 AND ended_ms = 0"
+                      " AND deleted = 0",
+    [ST_VISIT_END] = "UPDATE visit SET ended_ms = ?2 WHERE id = ?1",
+    [ST_OBS_INSERT] = "INSERT INTO observation(id, patient_id, visit_id, amends, taken_ms, resp,"
+                      " spo2, spo2_scale, on_oxygen, sbp, pulse, consciousness, temp_dc, news2)"
+                      " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
+    [ST_OBS_GET] = "SELECT id, patient_id, visit_id, amends, taken_ms, resp, spo2, spo2_scale,"
+                   " on_oxygen, sbp, pulse, consciousness, temp_dc, news2 FROM observation"
+                   " WHERE id = ?1",
+    [ST_NOTE_INSERT] = "INSERT INTO note(id, patient_id, visit_id, amends, written_ms, text)"
+                       " VALUES (?1,?2,?3,?4,?5,?6)",
+    [ST_NOTE_GET] = "SELECT id, patient_id, visit_id, amends, written_ms, text FROM note"
+                    " WHERE id = ?1",
+    [ST_TASK_INSERT] = "INSERT INTO task(id, patient_id, title, due_ms) VALUES (?1,?2,?3,?4)",
+    [ST_TASK_GET] = "SELECT id, patient_id, title, due_ms, done, deleted FROM task WHERE id = ?1",
+    [ST_TASK_DONE] = "UPDATE task SET done = 1 WHERE id = ?1",
+};
+
+struct store {
+    const struct hal *hal;
+    sqlite3 *db;
+    struct vfs_crypt *vfs;
+    sqlite3_stmt *st[ST_COUNT];
+    struct hlc clock;
+    struct store_id device;
+    char errmsg[STORE_ERRMSG_BYTES];
+};
+
+/* ---- errors ------------------------------------------------------------- */
+
+static int fail(struct store *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct store *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Maps an SQLite result to a Satchel code, with the message. */
+static int sql_fail(struct store *s, int rc, const char *what)
+{
+    int ext = s->db ? sqlite3_extended_errcode(s->db) : rc;
+    if (ext == SQLITE_IOERR_DATA || (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+        return fail(s, SAT_ERR_STORE_CORRUPT,
+                    "%s: stored data failed authentication (damaged or tampered with)", what);
+    if ((rc & 0xff) == SQLITE_FULL)
+        return fail(s, SAT_ERR_NO_SPACE, "%s: storage is full", what);
+    return fail(s, SAT_ERR_STORE_SQL, "%s: %s", what,
+                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+const char *store_errmsg(const struct store *s)
+{
+    return s->errmsg;
+}
+
+/* ---- statements and transactions ---------------------------------------- */
+
+static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
+{
+    if (!s->st[id] && sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                         &s->st[id], NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(s->st[id]);
+    sqlite3_clear_bindings(s->st[id]);
+    return s->st[id];
+}
+
+/* Steps a statement that returns no row. */
+static int run(struct store *s, sqlite3_stmt *q, const char *what)
+{
+    int rc;
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), what);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return sql_fail(s, rc, what);
+    return SAT_OK;
+}
+
+static int begin(struct store *s)
+{
+    s->errmsg[0] = '\0';
+    return run(s, stmt(s, ST_BEGIN), "begin");
+}
+
+static void rollback(struct store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, stmt(s, ST_ROLLBACK), "rollback");
+}
+
+/* Persists the HLC and commits; on failure rolls back. */
+static int commit(struct store *s)
+{
+    sqlite3_stmt *q = stmt(s, ST_META_SET);
+    int ret;
+    char buf[48];
+    snprintf(buf, sizeof buf, "%llu.%lu", (unsigned long long)s->clock.wall_ms,
+             (unsigned long)s->clock.counter);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "save clock");
+    sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, buf, -1, SQLITE_TRANSIENT);
+    ret = run(s, q, "save clock");
+    if (ret == SAT_OK)
+        ret = run(s, stmt(s, ST_COMMIT), "commit");
+    if (ret != SAT_OK)
+        rollback(s);
+    return ret;
+}
+
+/* Ends a write: commit on success, roll back (and keep the error) else. */
+static int finish(struct store *s, int ret)
+{
+    if (ret == SAT_OK)
+        return commit(s);
+    rollback(s);
+    return ret;
+}
+
+/* ---- ids ---------------------------------------------------------------- */
+
+void store_id_to_hex(const struct store_id *id, char out[STORE_ID_HEX_BYTES])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < STORE_ID_BYTES; i++) {
+        out[2 * i] = hex[id->b[i] >> 4];
+        out[2 * i + 1] = hex[id->b[i] & 15];
+    }
+    out[2 * STORE_ID_BYTES] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int store_id_from_hex(const char *hex, struct store_id *out)
+{
+    struct store_id id;
+    if (!hex || strlen(hex) != 2 * STORE_ID_BYTES)
+        return SAT_ERR_STORE_INVALID;
+    for (int i = 0; i < STORE_ID_BYTES; i++) {
+        int hi = hexval(hex[2 * i]);
+        int lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return SAT_ERR_STORE_INVALID;
+        id.b[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *out = id;
+    return SAT_OK;
+}
+
+static int new_id(struct store *s, struct store_id *out)
+{
+    int ret = hal_entropy_fill(s->hal, out->b, STORE_ID_BYTES);
+    return ret == SAT_OK ? SAT_OK : fail(s, ret, "no randomness for a record id");
+}
+
+static void bind_id(sqlite3_stmt *q, int col, const struct store_id *id)
+{
+    sqlite3_bind_blob(q, col, id->b, STORE_ID_BYTES, SQLITE_TRANSIENT);
+}
+
+static void bind_opt_id(sqlite3_stmt *q, int col, int has, const struct store_id *id)
+{
+    if (has)
+        bind_id(q, col, id);
+    else
+        sqlite3_bind_null(q, col);
+}
+
+/* Copies a blob column into an id; 0 if it is NULL or not an id. */
+static int column_id(sqlite3_stmt *q, int col, struct store_id *out)
+{
+    const void *b = sqlite3_column_blob(q, col);
+    if (!b || sqlite3_column_bytes(q, col) != STORE_ID_BYTES) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    memcpy(out->b, b, STORE_ID_BYTES);
+    return 1;
+}
+
+static void column_text(sqlite3_stmt *q, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+/* ---- change log --------------------------------------------------------- */
+
+struct field_value {
+    int type;
+    int64_t i;
+    const char *text;
+    const struct store_id *blob;
+};
+
+static int log_field(struct store *s, enum store_kind kind, const struct store_id *record,
+                     uint32_t field, struct field_value v)
+{
+    sqlite3_stmt *q = stmt(s, ST_LOG);
+    struct hlc stamp = hlc_tick(&s->clock, hal_clock_wall_ms(s->hal));
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "change log");
+    bind_id(q, 1, record);
+    sqlite3_bind_int(q, 2, (int)kind);
+    sqlite3_bind_int64(q, 3, field);
+    sqlite3_bind_int(q, 4, v.type);
+    if (v.type == VT_INT || v.type == VT_FLAG)
+        sqlite3_bind_int64(q, 5, v.i);
+    if (v.type == VT_TEXT)
+        sqlite3_bind_text(q, 6, v.text, -1, SQLITE_TRANSIENT);
+    if (v.type == VT_BLOB && v.blob)
+        bind_id(q, 7, v.blob);
+    sqlite3_bind_int64(q, 8, (sqlite3_int64)stamp.wall_ms);
+    sqlite3_bind_int64(q, 9, stamp.counter);
+    bind_id(q, 10, &s->device);
+    return run(s, q, "change log");
+}
+
+static struct field_value fv_text(const char *t)
+{
+    return (struct field_value){ .type = VT_TEXT, .text = t };
+}
+
+static struct field_value fv_int(int64_t i)
+{
+    return (struct field_value){ .type = VT_INT, .i = i };
+}
+
+static struct field_value fv_flag(int b)
+{
+    return (struct field_value){ .type = VT_FLAG, .i = b != 0 };
+}
+
+static struct field_value fv_id(const struct store_id *id)
+{
+    return (struct field_value){ .type = VT_BLOB, .blob = id };
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+/* strnlen is POSIX, not C11. */
+static size_t bounded_len(const char *text, size_t cap)
+{
+    const char *nul = memchr(text, '\0', cap);
+    return nul ? (size_t)(nul - text) : cap;
+}
+
+/* SAT_OK if text (an array of cap bytes) holds a NUL-terminated string that
+ * is non-empty when required. */
+static int check_text(struct store *s, const char *what, const char *text, size_t cap,
+                      int required)
+{
+    size_t n = bounded_len(text, cap);
+    if (n == cap)
+        return fail(s, SAT_ERR_STORE_TOO_LONG, "%s is too long (at most %zu characters)", what,
+                    cap - 1);
+    if (required && n == 0)
+        return fail(s, SAT_ERR_STORE_MISSING_FIELD, "%s is required", what);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)text[i] < 0x20 && text[i] != '\n' && text[i] != '\t')
+            return fail(s, SAT_ERR_STORE_INVALID, "%s contains a control character", what);
+    return SAT_OK;
+}
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days since 1970-01-01 of a valid civil date. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    static const int cum[] = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 };
+    int64_t days = 0;
+    for (int yy = 1970; yy < y; yy++)
+        days += is_leap(yy) ? 366 : 365;
+    for (int yy = y; yy < 1970; yy++)
+        days -= is_leap(yy) ? 366 : 365;
+    days += cum[m - 1] + (m > 2 && is_leap(y)) + d - 1;
+    return days;
+}
+
+static int check_date_of_birth(struct store *s, const char *dob)
+{
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y = 0;
+    int m = 0;
+    int d = 0;
+    int ret = check_text(s, "date of birth", dob, 11, 1);
+    if (ret != SAT_OK)
+        return ret;
+    for (int i = 0; i < 10; i++) {
+        int dash = i == 4 || i == 7;
+        if (dob[i] == '\0' || (dash ? dob[i] != '-' : (dob[i] < '0' || dob[i] > '9')))
+            return fail(s, SAT_ERR_STORE_INVALID, "date of birth '%s' is not YYYY-MM-DD", dob);
+    }
+    if (dob[10] != '\0')
+        return fail(s, SAT_ERR_STORE_INVALID, "date of birth '%s' is not YYYY-MM-DD", dob);
+    y = atoi(dob);
+    m = atoi(dob + 5);
+    d = atoi(dob + 8);
+    if (y < 1880 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && is_leap(y)))
+        return fail(s, SAT_ERR_STORE_INVALID, "date of birth '%s' is not a real date", dob);
+    if (days_from_civil(y, m, d) * MS_PER_DAY > hal_clock_wall_ms(s->hal))
+        return fail(s, SAT_ERR_STORE_OUT_OF_RANGE, "date of birth '%s' is in the future", dob);
+    return SAT_OK;
+}
+
+static int check_patient(struct store *s, struct store_patient *p)
+{
+    char digits[NHS_NUMBER_DIGITS + 1];
+    int ret = check_text(s, "NHS number", p->nhs_number, sizeof p->nhs_number, 1);
+    if (ret == SAT_OK && !nhs_number_parse(p->nhs_number, digits))
+        ret = fail(s, SAT_ERR_STORE_INVALID_NHS,
+                   "NHS number '%s' is not valid (10 digits, Modulus 11 check digit)",
+                   p->nhs_number);
+    if (ret == SAT_OK)
+        memcpy(p->nhs_number, digits, sizeof digits);
+    if (ret == SAT_OK)
+        ret = check_text(s, "given name", p->given_name, sizeof p->given_name, 1);
+    if (ret == SAT_OK)
+        ret = check_text(s, "family name", p->family_name, sizeof p->family_name, 1);
+    if (ret == SAT_OK)
+        ret = check_date_of_birth(s, p->date_of_birth);
+    if (ret == SAT_OK)
+        ret = check_text(s, "address", p->address, sizeof p->address, 1);
+    if (ret == SAT_OK)
+        ret = check_text(s, "postcode", p->postcode, sizeof p->postcode, 0);
+    if (ret == SAT_OK)
+        ret = check_text(s, "team", p->team, sizeof p->team, 0);
+    return ret;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int load_meta(struct store *s)
+{
+    sqlite3_stmt *q = stmt(s, ST_META_GET);
+    int rc;
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read settings");
+    sqlite3_bind_text(q, 1, "device_id", -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && column_id(q, 0, &s->device)) {
+        sqlite3_reset(q);
+    } else if (rc == SQLITE_DONE) {
+        int ret;
+        sqlite3_reset(q);
+        ret = new_id(s, &s->device);
+        if (ret != SAT_OK)
+            return ret;
+        q = stmt(s, ST_META_SET);
+        sqlite3_bind_text(q, 1, "device_id", -1, SQLITE_STATIC);
+        bind_id(q, 2, &s->device);
+        ret = run(s, q, "save device id");
+        if (ret != SAT_OK)
+            return ret;
+    } else {
+        sqlite3_reset(q);
+        return sql_fail(s, rc, "read device id");
+    }
+    q = stmt(s, ST_META_GET);
+    sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        unsigned long long wall = 0;
+        unsigned long counter = 0;
+        const unsigned char *t = sqlite3_column_text(q, 0);
+        if (t && sscanf((const char *)t, "%llu.%lu", &wall, &counter) == 2) {
+            s->clock.wall_ms = wall;
+            s->clock.counter = (uint32_t)counter;
+        }
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "read clock");
+}
+
+int store_open(const struct hal *h, const struct keys *k, struct store **out)
+{
+    static const unsigned char info[] = "satchel store v1";
+    uint8_t key[VFS_CRYPT_KEY_BYTES];
+    struct store *s;
+    int ret = SAT_ERR_KEYS_CRYPTO;
+    int rc;
+
+    if (!k->unlocked)
+        return SAT_ERR_KEYS_LOCKED;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return SAT_ERR_NO_MEMORY;
+    s->hal = h;
+    /* A key for the store alone, so the DEK can serve other purposes. */
+    if (mbedtls_hkdf(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), k->store_id,
+                     sizeof k->store_id, k->dek, sizeof k->dek, info, sizeof info - 1, key,
+                     sizeof key) != 0)
+        goto exit;
+    ret = vfs_crypt_register(h, key, k->store_id, &s->vfs);
+    if (ret != SAT_OK)
+        goto exit;
+    rc = sqlite3_open_v2(STORE_DB_NAME, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                         vfs_crypt_name(s->vfs));
+    if (rc != SQLITE_OK) {
+        ret = sql_fail(s, rc, "open the caseload");
+        goto exit;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    /* Page = VFS block; rollback journal kept in place (PERSIST) to avoid a
+     * delete per commit; full durability; temporary data in memory. */
+    rc = sqlite3_exec(s->db,
+                      "PRAGMA page_size=4096; PRAGMA journal_mode=PERSIST;"
+                      "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+                      "PRAGMA cache_size=-2048; PRAGMA mmap_size=0;",
+                      NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        ret = sql_fail(s, rc, "open the caseload");
+        goto exit;
+    }
+    ret = load_meta(s);
+exit:
+    mbedtls_platform_zeroize(key, sizeof key);
+    if (ret != SAT_OK) {
+        store_close(s);
+        return ret;
+    }
+    *out = s;
+    return SAT_OK;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db)
+        sqlite3_close(s->db);
+    vfs_crypt_unregister(s->vfs);
+    mbedtls_platform_zeroize(s, sizeof *s);
+    free(s);
+}
+
+void store_device_id(const struct store *s, struct store_id *out)
+{
+    *out = s->device;
+}
+
+/* ---- patients ----------------------------------------------------------- */
+
+/* The text fields of a patient: column, proto field, place in the struct. */
+struct patient_col {
+    const char *col;
+    uint32_t field;
+    size_t off;
+    size_t cap;
+};
+
+#define PCOL(name, tag) \
+    { #name, tag, offsetof(struct store_patient, name), sizeof(((struct store_patient *)0)->name) }
+static const struct patient_col patient_cols[] = {
+    PCOL(nhs_number, satchel_Patient_nhs_number_tag),
+    PCOL(given_name, satchel_Patient_given_name_tag),
+    PCOL(family_name, satchel_Patient_family_name_tag),
+    PCOL(date_of_birth, satchel_Patient_date_of_birth_tag),
+    PCOL(address, satchel_Patient_address_tag),
+    PCOL(postcode, satchel_Patient_postcode_tag),
+    PCOL(team, satchel_Patient_team_tag),
+};
+#define PATIENT_COLS (sizeof patient_cols / sizeof patient_cols[0])
+
+static const char *pfield(const struct store_patient *p, size_t i)
+{
+    return (const char *)p + patient_cols[i].off;
+}
+
+static void row_patient(sqlite3_stmt *q, struct store_patient *p)
+{
+    memset(p, 0, sizeof *p);
+    column_id(q, 0, &p->id);
+    for (size_t i = 0; i < PATIENT_COLS; i++)
+        column_text(q, (int)i + 1, (char *)p + patient_cols[i].off, patient_cols[i].cap);
+    p->created_ms = sqlite3_column_int64(q, 8);
+    p->deleted = sqlite3_column_int(q, 9);
+}
+
+int store_patient_add(struct store *s, struct store_patient *p)
+{
+    sqlite3_stmt *q;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = check_patient(s, p);
+    if (ret != SAT_OK)
+        return ret;
+    ret = new_id(s, &p->id);
+    if (ret != SAT_OK)
+        return ret;
+    p->created_ms = hal_clock_wall_ms(s->hal);
+    p->deleted = 0;
+    ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_PATIENT_INSERT);
+    if (!q)
+        return finish(s, sql_fail(s, sqlite3_errcode(s->db), "add patient"));
+    bind_id(q, 1, &p->id);
+    for (size_t i = 0; i < PATIENT_COLS; i++)
+        sqlite3_bind_text(q, (int)i + 2, pfield(p, i), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 9, p->created_ms);
+    ret = run(s, q, "add patient");
+    for (size_t i = 0; ret == SAT_OK && i < PATIENT_COLS; i++)
+        if (pfield(p, i)[0] != '\0')
+            ret = log_field(s, STORE_KIND_PATIENT, &p->id, patient_cols[i].field,
+                            fv_text(pfield(p, i)));
+    return finish(s, ret);
+}
+
+int store_patient_get(struct store *s, const struct store_id *id, struct store_patient *out)
+{
+    sqlite3_stmt *q = stmt(s, ST_PATIENT_GET);
+    int rc;
+    char hex[STORE_ID_HEX_BYTES];
+    s->errmsg[0] = '\0';
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read patient");
+    bind_id(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        row_patient(q, out);
+    sqlite3_reset(q);
+    if (rc == SQLITE_ROW)
+        return SAT_OK;
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "read patient");
+    store_id_to_hex(id, hex);
+    return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no patient with id %s", hex);
+}
+
+/* Fails with UNKNOWN_ID unless a living patient has this id. */
+static int require_patient(struct store *s, const struct store_id *id)
+{
+    struct store_patient p;
+    int ret = store_patient_get(s, id, &p);
+    if (ret == SAT_OK && p.deleted) {
+        char hex[STORE_ID_HEX_BYTES];
+        store_id_to_hex(id, hex);
+        ret = fail(s, SAT_ERR_STORE_UNKNOWN_ID, "patient %s has been deleted", hex);
+    }
+    return ret;
+}
+
+int store_patient_update(struct store *s, const struct store_patient *p)
+{
+    struct store_patient cur;
+    struct store_patient want = *p;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = check_patient(s, &want);
+    if (ret == SAT_OK)
+        ret = require_patient(s, &p->id);
+    if (ret == SAT_OK)
+        ret = store_patient_get(s, &p->id, &cur);
+    if (ret != SAT_OK)
+        return ret;
+    ret = begin(s);
+    for (size_t i = 0; ret == SAT_OK && i < PATIENT_COLS; i++) {
+        char sql[96];
+        sqlite3_stmt *q = NULL;
+        if (strcmp(pfield(&cur, i), pfield(&want, i)) == 0)
+            continue;
+        /* Column names come from the fixed table above, never from input. */
+        snprintf(sql, sizeof sql, "UPDATE patient SET %s = ?2 WHERE id = ?1",
+                 patient_cols[i].col);
+        if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
+            ret = sql_fail(s, sqlite3_errcode(s->db), "update patient");
+            break;
+        }
+        bind_id(q, 1, &p->id);
+        sqlite3_bind_text(q, 2, pfield(&want, i), -1, SQLITE_TRANSIENT);
+        ret = run(s, q, "update patient");
+        sqlite3_finalize(q);
+        if (ret == SAT_OK)
+            ret = log_field(s, STORE_KIND_PATIENT, &p->id, patient_cols[i].field,
+                            fv_text(pfield(&want, i)));
+    }
+    return finish(s, ret);
+}
+
+/* Runs a query with an optional id bound to ?1 and calls row_fn per row. */
+static int query_rows(struct store *s, const char *sql, const struct store_id *id,
+                      int (*row_fn)(sqlite3_stmt *q, void *ctx), void *ctx, const char *what)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    int ret = SAT_OK;
+    s->errmsg[0] = '\0';
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return sql_fail(s, sqlite3_errcode(s->db), what);
+    if (id)
+        bind_id(q, 1, id);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        ret = row_fn(q, ctx);
+        if (ret != 0)
+            break;
+    }
+    if (ret == SAT_OK && rc != SQLITE_DONE)
+        ret = sql_fail(s, rc, what);
+    sqlite3_finalize(q);
+    return ret;
+}
+
+struct list_ctx {
+    int (*fn)(void *arg, const void *rec);
+    void *arg;
+};
+
+static int patient_row(sqlite3_stmt *q, void *ctx)
+{
+    struct list_ctx *lc = ctx;
+    struct store_patient p;
+    row_patient(q, &p);
+    return lc->fn(lc->arg, &p);
+}
+
+int store_patient_list(struct store *s, int (*fn)(void *arg, const struct store_patient *p),
+                       void *arg)
+{
+    struct list_ctx lc = { (int (*)(void *, const void *))fn, arg };
+    return query_rows(s,
+                      "SELECT id, nhs_number, given_name, family_name, date_of_birth, address,"
+                      " postcode, team, created_ms, deleted FROM patient WHERE deleted = 0"
+                      " ORDER BY family_name, given_name, rowid",
+                      NULL, patient_row, &lc, "list patients");
+}
+
+/* ---- visits ------------------------------------------------------------- */
+
+static void row_visit(sqlite3_stmt *q, struct store_visit *v)
+{
+    memset(v, 0, sizeof *v);
+    column_id(q, 0, &v->id);
+    column_id(q, 1, &v->patient_id);
+    v->started_ms = sqlite3_column_int64(q, 2);
+    v->ended_ms = sqlite3_column_int64(q, 3);
+    column_text(q, 4, v->reason, sizeof v->reason);
+    v->deleted = sqlite3_column_int(q, 5);
+}
+
+int store_visit_get(struct store *s, const struct store_id *id, struct store_visit *out)
+{
+    sqlite3_stmt *q = stmt(s, ST_VISIT_GET);
+    int rc;
+    char hex[STORE_ID_HEX_BYTES];
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read visit");
+    bind_id(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        row_visit(q, out);
+    sqlite3_reset(q);
+    if (rc == SQLITE_ROW)
+        return SAT_OK;
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "read visit");
+    store_id_to_hex(id, hex);
+    return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no visit with id %s", hex);
+}
+
+int store_visit_start(struct store *s, const struct store_id *patient, const char *reason,
+                      struct store_visit *out)
+{
+    struct store_visit v;
+    sqlite3_stmt *q;
+    int ret;
+    int rc;
+    s->errmsg[0] = '\0';
+    memset(&v, 0, sizeof v);
+    if (!reason)
+        reason = "";
+    if (strlen(reason) >= sizeof v.reason)
+        return fail(s, SAT_ERR_STORE_TOO_LONG, "visit reason is too long (at most %zu characters)",
+                    sizeof v.reason - 1);
+    snprintf(v.reason, sizeof v.reason, "%s", reason);
+    ret = check_text(s, "visit reason", v.reason, sizeof v.reason, 0);
+    if (ret == SAT_OK)
+        ret = require_patient(s, patient);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_VISIT_OPEN);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "start visit");
+    bind_id(q, 1, patient);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc == SQLITE_ROW)
+        return fail(s, SAT_ERR_STORE_NOT_ALLOWED,
+                    "this patient already has an open visit: end it first");
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "start visit");
+    ret = new_id(s, &v.id);
+    if (ret != SAT_OK)
+        return ret;
+    v.patient_id = *patient;
+    v.started_ms = hal_clock_wall_ms(s->hal);
+    ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_VISIT_INSERT);
+    bind_id(q, 1, &v.id);
+    bind_id(q, 2, patient);
+    sqlite3_bind_int64(q, 3, v.started_ms);
+    sqlite3_bind_text(q, 4, v.reason, -1, SQLITE_TRANSIENT);
+    ret = run(s, q, "start visit");
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_VISIT, &v.id, satchel_Visit_patient_id_tag, fv_id(patient));
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_VISIT, &v.id, satchel_Visit_started_ms_tag,
+                        fv_int(v.started_ms));
+    if (ret == SAT_OK && v.reason[0])
+        ret = log_field(s, STORE_KIND_VISIT, &v.id, satchel_Visit_reason_tag, fv_text(v.reason));
+    ret = finish(s, ret);
+    if (ret == SAT_OK && out)
+        *out = v;
+    return ret;
+}
+
+int store_visit_end(struct store *s, const struct store_id *visit, struct store_visit *out)
+{
+    struct store_visit v;
+    sqlite3_stmt *q;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = store_visit_get(s, visit, &v);
+    if (ret != SAT_OK)
+        return ret;
+    if (v.deleted || v.ended_ms != 0)
+        return fail(s, SAT_ERR_STORE_NOT_ALLOWED, "this visit has already ended");
+    v.ended_ms = hal_clock_wall_ms(s->hal);
+    if (v.ended_ms <= 0)
+        v.ended_ms = 1;
+    ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_VISIT_END);
+    bind_id(q, 1, visit);
+    sqlite3_bind_int64(q, 2, v.ended_ms);
+    ret = run(s, q, "end visit");
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_VISIT, visit, satchel_Visit_ended_ms_tag,
+                        fv_int(v.ended_ms));
+    ret = finish(s, ret);
+    if (ret == SAT_OK && out)
+        *out = v;
+    return ret;
+}
+
+static int visit_row(sqlite3_stmt *q, void *ctx)
+{
+    struct list_ctx *lc = ctx;
+    struct store_visit v;
+    row_visit(q, &v);
+    return lc->fn(lc->arg, &v);
+}
+
+int store_visit_list(struct store *s, const struct store_id *patient,
+                     int (*fn)(void *arg, const struct store_visit *v), void *arg)
+{
+    struct list_ctx lc = { (int (*)(void *, const void *))fn, arg };
+    return query_rows(s,
+                      "SELECT id, patient_id, started_ms, ended_ms, reason, deleted FROM visit"
+                      " WHERE patient_id = ?1 AND deleted = 0 ORDER BY started_ms, rowid",
+                      patient, visit_row, &lc, "list visits");
+}
+
+/* Checks an optional visit belongs to the patient. */
+static int check_visit_of(struct store *s, int has_visit, const struct store_id *visit,
+                          const struct store_id *patient)
+{
+    struct store_visit v;
+    int ret;
+    if (!has_visit)
+        return SAT_OK;
+    ret = store_visit_get(s, visit, &v);
+    if (ret == SAT_OK && (v.deleted || memcmp(&v.patient_id, patient, sizeof *patient) != 0))
+        ret = fail(s, SAT_ERR_STORE_NOT_ALLOWED, "that visit is not one of this patient's");
+    return ret;
+}
+
+/* ---- observations ------------------------------------------------------- */
+
+static void row_obs(sqlite3_stmt *q, struct store_obs *o)
+{
+    struct news2_result r;
+    memset(o, 0, sizeof *o);
+    column_id(q, 0, &o->id);
+    column_id(q, 1, &o->patient_id);
+    o->has_visit = column_id(q, 2, &o->visit_id);
+    o->has_amends = column_id(q, 3, &o->amends);
+    o->taken_ms = sqlite3_column_int64(q, 4);
+    o->vitals.respiration_rate = sqlite3_column_int(q, 5);
+    o->vitals.spo2_pct = sqlite3_column_int(q, 6);
+    o->vitals.spo2_scale = sqlite3_column_int(q, 7);
+    o->vitals.on_oxygen = sqlite3_column_int(q, 8);
+    o->vitals.systolic_bp = sqlite3_column_int(q, 9);
+    o->vitals.pulse = sqlite3_column_int(q, 10);
+    o->vitals.consciousness = sqlite3_column_int(q, 11);
+    o->vitals.temperature_dc = sqlite3_column_int(q, 12);
+    o->news2_score = sqlite3_column_int(q, 13);
+    o->news2_risk = news2_score(&o->vitals, &r) == 0 ? r.risk : NEWS2_RISK_LOW;
+}
+
+int store_obs_get(struct store *s, const struct store_id *id, struct store_obs *out)
+{
+    sqlite3_stmt *q = stmt(s, ST_OBS_GET);
+    int rc;
+    char hex[STORE_ID_HEX_BYTES];
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read observation");
+    bind_id(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        row_obs(q, out);
+    sqlite3_reset(q);
+    if (rc == SQLITE_ROW)
+        return SAT_OK;
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "read observation");
+    store_id_to_hex(id, hex);
+    return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no observation with id %s", hex);
+}
+
+static int check_vitals(struct store *s, const struct news2_vitals *v)
+{
+    static const int lo[] = { NEWS2_RESP_MIN, NEWS2_SPO2_MIN, 1, 0, NEWS2_SBP_MIN,
+                              NEWS2_PULSE_MIN, 1, NEWS2_TEMP_DC_MIN };
+    static const int hi[] = { NEWS2_RESP_MAX, NEWS2_SPO2_MAX, 2, 1, NEWS2_SBP_MAX,
+                              NEWS2_PULSE_MAX, 5, NEWS2_TEMP_DC_MAX };
+    const int vals[] = { v->respiration_rate, v->spo2_pct, v->spo2_scale, v->on_oxygen,
+                         v->systolic_bp, v->pulse, v->consciousness, v->temperature_dc };
+    int bad = news2_check(v);
+    if (bad == 0)
+        return SAT_OK;
+    if (bad == 8)
+        return fail(s, SAT_ERR_STORE_OUT_OF_RANGE,
+                    "temperature %d.%d is outside %d.%d..%d.%d degrees C", vals[7] / 10,
+                    abs(vals[7] % 10), lo[7] / 10, lo[7] % 10, hi[7] / 10, hi[7] % 10);
+    return fail(s, SAT_ERR_STORE_OUT_OF_RANGE, "%s %d is outside %d..%d", news2_field_name(bad),
+                vals[bad - 1], lo[bad - 1], hi[bad - 1]);
+}
+
+int store_obs_add(struct store *s, struct store_obs *o)
+{
+    static const uint32_t vital_fields[] = {
+        satchel_VitalSigns_respiration_rate_tag, satchel_VitalSigns_spo2_pct_tag,
+        satchel_VitalSigns_spo2_scale_tag,       satchel_VitalSigns_on_oxygen_tag,
+        satchel_VitalSigns_systolic_bp_tag,      satchel_VitalSigns_pulse_tag,
+        satchel_VitalSigns_consciousness_tag,    satchel_VitalSigns_temperature_dc_tag
+    };
+    struct news2_result score;
+    sqlite3_stmt *q;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = check_vitals(s, &o->vitals);
+    if (ret == SAT_OK)
+        ret = require_patient(s, &o->patient_id);
+    if (ret == SAT_OK)
+        ret = check_visit_of(s, o->has_visit, &o->visit_id, &o->patient_id);
+    if (ret == SAT_OK && o->has_amends) {
+        struct store_obs old;
+        ret = store_obs_get(s, &o->amends, &old);
+        if (ret == SAT_OK && memcmp(&old.patient_id, &o->patient_id, sizeof old.patient_id))
+            ret = fail(s, SAT_ERR_STORE_NOT_ALLOWED,
+                       "an observation can only amend one of the same patient");
+    }
+    if (ret != SAT_OK)
+        return ret;
+    news2_score(&o->vitals, &score);
+    o->news2_score = score.score;
+    o->news2_risk = score.risk;
+    o->taken_ms = hal_clock_wall_ms(s->hal);
+    ret = new_id(s, &o->id);
+    if (ret == SAT_OK)
+        ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_OBS_INSERT);
+    bind_id(q, 1, &o->id);
+    bind_id(q, 2, &o->patient_id);
+    bind_opt_id(q, 3, o->has_visit, &o->visit_id);
+    bind_opt_id(q, 4, o->has_amends, &o->amends);
+    sqlite3_bind_int64(q, 5, o->taken_ms);
+    {
+        const int vals[] = { o->vitals.respiration_rate, o->vitals.spo2_pct,
+                             o->vitals.spo2_scale,       o->vitals.on_oxygen,
+                             o->vitals.systolic_bp,      o->vitals.pulse,
+                             o->vitals.consciousness,    o->vitals.temperature_dc };
+        for (int i = 0; i < 8; i++)
+            sqlite3_bind_int(q, 6 + i, vals[i]);
+        sqlite3_bind_int(q, 14, o->news2_score);
+        ret = run(s, q, "add observation");
+        if (ret == SAT_OK)
+            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_patient_id_tag,
+                            fv_id(&o->patient_id));
+        if (ret == SAT_OK && o->has_visit)
+            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_visit_id_tag,
+                            fv_id(&o->visit_id));
+        if (ret == SAT_OK && o->has_amends)
+            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_amends_tag,
+                            fv_id(&o->amends));
+        if (ret == SAT_OK)
+            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_taken_ms_tag,
+                            fv_int(o->taken_ms));
+        for (int i = 0; ret == SAT_OK && i < 8; i++)
+            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id,
+                            OBS_VITALS_FIELD_BASE + vital_fields[i], fv_int(vals[i]));
+        if (ret == SAT_OK)
+            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id,
+                            satchel_Observation_news2_score_tag, fv_int(o->news2_score));
+    }
+    return finish(s, ret);
+}
+
+static int obs_row(sqlite3_stmt *q, void *ctx)
+{
+    struct list_ctx *lc = ctx;
+    struct store_obs o;
+    row_obs(q, &o);
+    return lc->fn(lc->arg, &o);
+}
+
+int store_obs_list(struct store *s, const struct store_id *patient,
+                   int (*fn)(void *arg, const struct store_obs *o), void *arg)
+{
+    struct list_ctx lc = { (int (*)(void *, const void *))fn, arg };
+    return query_rows(s,
+                      "SELECT id, patient_id, visit_id, amends, taken_ms, resp, spo2, spo2_scale,"
+                      " on_oxygen, sbp, pulse, consciousness, temp_dc, news2 FROM observation"
+                      " WHERE patient_id = ?1 ORDER BY taken_ms, rowid",
+                      patient, obs_row, &lc, "list observations");
+}
+
+/* ---- care notes --------------------------------------------------------- */
+
+static void row_note(sqlite3_stmt *q, struct store_note *n)
+{
+    memset(n, 0, sizeof *n);
+    column_id(q, 0, &n->id);
+    column_id(q, 1, &n->patient_id);
+    n->has_visit = column_id(q, 2, &n->visit_id);
+    n->has_amends = column_id(q, 3, &n->amends);
+    n->written_ms = sqlite3_column_int64(q, 4);
+    column_text(q, 5, n->text, sizeof n->text);
+}
+
+int store_note_get(struct store *s, const struct store_id *id, struct store_note *out)
+{
+    sqlite3_stmt *q = stmt(s, ST_NOTE_GET);
+    int rc;
+    char hex[STORE_ID_HEX_BYTES];
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read note");
+    bind_id(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        row_note(q, out);
+    sqlite3_reset(q);
+    if (rc == SQLITE_ROW)
+        return SAT_OK;
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "read note");
+    store_id_to_hex(id, hex);
+    return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no care note with id %s", hex);
+}
+
+int store_note_add(struct store *s, struct store_note *n)
+{
+    sqlite3_stmt *q;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = check_text(s, "note text", n->text, sizeof n->text, 1);
+    if (ret == SAT_OK)
+        ret = require_patient(s, &n->patient_id);
+    if (ret == SAT_OK)
+        ret = check_visit_of(s, n->has_visit, &n->visit_id, &n->patient_id);
+    if (ret == SAT_OK && n->has_amends) {
+        struct store_note *old = malloc(sizeof *old);
+        ret = old ? store_note_get(s, &n->amends, old) : SAT_ERR_NO_MEMORY;
+        if (ret == SAT_OK && memcmp(&old->patient_id, &n->patient_id, sizeof old->patient_id))
+            ret = fail(s, SAT_ERR_STORE_NOT_ALLOWED,
+                       "a note can only amend a note of the same patient");
+        free(old);
+    }
+    if (ret != SAT_OK)
+        return ret;
+    n->written_ms = hal_clock_wall_ms(s->hal);
+    ret = new_id(s, &n->id);
+    if (ret == SAT_OK)
+        ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_NOTE_INSERT);
+    bind_id(q, 1, &n->id);
+    bind_id(q, 2, &n->patient_id);
+    bind_opt_id(q, 3, n->has_visit, &n->visit_id);
+    bind_opt_id(q, 4, n->has_amends, &n->amends);
+    sqlite3_bind_int64(q, 5, n->written_ms);
+    sqlite3_bind_text(q, 6, n->text, -1, SQLITE_TRANSIENT);
+    ret = run(s, q, "add note");
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_patient_id_tag,
+                        fv_id(&n->patient_id));
+    if (ret == SAT_OK && n->has_visit)
+        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_visit_id_tag,
+                        fv_id(&n->visit_id));
+    if (ret == SAT_OK && n->has_amends)
+        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_amends_tag,
+                        fv_id(&n->amends));
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_written_ms_tag,
+                        fv_int(n->written_ms));
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_text_tag,
+                        fv_text(n->text));
+    return finish(s, ret);
+}
+
+static int note_row(sqlite3_stmt *q, void *ctx)
+{
+    struct list_ctx *lc = ctx;
+    struct store_note *n = malloc(sizeof *n);
+    int ret;
+    if (!n)
+        return SAT_ERR_NO_MEMORY;
+    row_note(q, n);
+    ret = lc->fn(lc->arg, n);
+    free(n);
+    return ret;
+}
+
+int store_note_list(struct store *s, const struct store_id *patient,
+                    int (*fn)(void *arg, const struct store_note *n), void *arg)
+{
+    struct list_ctx lc = { (int (*)(void *, const void *))fn, arg };
+    return query_rows(s,
+                      "SELECT id, patient_id, visit_id, amends, written_ms, text FROM note"
+                      " WHERE patient_id = ?1 ORDER BY written_ms, rowid",
+                      patient, note_row, &lc, "list notes");
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+static void row_task(sqlite3_stmt *q, struct store_task *t)
+{
+    memset(t, 0, sizeof *t);
+    column_id(q, 0, &t->id);
+    column_id(q, 1, &t->patient_id);
+    column_text(q, 2, t->title, sizeof t->title);
+    t->due_ms = sqlite3_column_int64(q, 3);
+    t->done = sqlite3_column_int(q, 4);
+    t->deleted = sqlite3_column_int(q, 5);
+}
+
+int store_task_get(struct store *s, const struct store_id *id, struct store_task *out)
+{
+    sqlite3_stmt *q = stmt(s, ST_TASK_GET);
+    int rc;
+    char hex[STORE_ID_HEX_BYTES];
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read task");
+    bind_id(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        row_task(q, out);
+    sqlite3_reset(q);
+    if (rc == SQLITE_ROW)
+        return SAT_OK;
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "read task");
+    store_id_to_hex(id, hex);
+    return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no task with id %s", hex);
+}
+
+int store_task_add(struct store *s, struct store_task *t)
+{
+    sqlite3_stmt *q;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = check_text(s, "task title", t->title, sizeof t->title, 1);
+    if (ret == SAT_OK && t->due_ms < 0)
+        ret = fail(s, SAT_ERR_STORE_OUT_OF_RANGE, "task due time is negative");
+    if (ret == SAT_OK)
+        ret = require_patient(s, &t->patient_id);
+    if (ret == SAT_OK)
+        ret = new_id(s, &t->id);
+    if (ret == SAT_OK)
+        ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    t->done = 0;
+    t->deleted = 0;
+    q = stmt(s, ST_TASK_INSERT);
+    bind_id(q, 1, &t->id);
+    bind_id(q, 2, &t->patient_id);
+    sqlite3_bind_text(q, 3, t->title, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 4, t->due_ms);
+    ret = run(s, q, "add task");
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_TASK, &t->id, satchel_Task_patient_id_tag,
+                        fv_id(&t->patient_id));
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_TASK, &t->id, satchel_Task_title_tag, fv_text(t->title));
+    if (ret == SAT_OK && t->due_ms)
+        ret = log_field(s, STORE_KIND_TASK, &t->id, satchel_Task_due_ms_tag, fv_int(t->due_ms));
+    return finish(s, ret);
+}
+
+int store_task_done(struct store *s, const struct store_id *id)
+{
+    struct store_task t;
+    sqlite3_stmt *q;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = store_task_get(s, id, &t);
+    if (ret == SAT_OK && t.deleted)
+        ret = fail(s, SAT_ERR_STORE_NOT_ALLOWED, "that task has been deleted");
+    if (ret == SAT_OK && t.done)
+        ret = fail(s, SAT_ERR_STORE_NOT_ALLOWED, "that task is already done");
+    if (ret == SAT_OK)
+        ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_TASK_DONE);
+    bind_id(q, 1, id);
+    ret = run(s, q, "complete task");
+    if (ret == SAT_OK)
+        ret = log_field(s, STORE_KIND_TASK, id, satchel_Task_done_tag, fv_flag(1));
+    return finish(s, ret);
+}
+
+static int task_row(sqlite3_stmt *q, void *ctx)
+{
+    struct list_ctx *lc = ctx;
+    struct store_task t;
+    row_task(q, &t);
+    return lc->fn(lc->arg, &t);
+}
+
+int store_task_list(struct store *s, const struct store_id *patient,
+                    int (*fn)(void *arg, const struct store_task *t), void *arg)
+{
+    struct list_ctx lc = { (int (*)(void *, const void *))fn, arg };
+    return query_rows(s,
+                      "SELECT id, patient_id, title, due_ms, done, deleted FROM task"
+                      " WHERE patient_id = ?1 AND deleted = 0 ORDER BY done, due_ms, rowid",
+                      patient, task_row, &lc, "list tasks");
+}
+
+/* ---- delete, changes, integrity, ids ------------------------------------ */
+
+static const char *kind_table(enum store_kind kind)
+{
+    switch (kind) {
+    case STORE_KIND_PATIENT: return "patient";
+    case STORE_KIND_VISIT: return "visit";
+    case STORE_KIND_OBSERVATION: return "observation";
+    case STORE_KIND_CARE_NOTE: return "note";
+    case STORE_KIND_TASK: return "task";
+    }
+    return NULL;
+}
+
+int store_delete(struct store *s, enum store_kind kind, const struct store_id *id)
+{
+    char sql[80];
+    sqlite3_stmt *q = NULL;
+    int ret;
+    int changed;
+    s->errmsg[0] = '\0';
+    if (kind == STORE_KIND_OBSERVATION || kind == STORE_KIND_CARE_NOTE)
+        return fail(s, SAT_ERR_STORE_NOT_ALLOWED,
+                    "observations and care notes are append-only: add an amending entry");
+    if (!kind_table(kind))
+        return fail(s, SAT_ERR_STORE_INVALID, "unknown record kind %d", (int)kind);
+    ret = begin(s);
+    if (ret != SAT_OK)
+        return ret;
+    snprintf(sql, sizeof sql, "UPDATE %s SET deleted = 1 WHERE id = ?1 AND deleted = 0",
+             kind_table(kind));
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return finish(s, sql_fail(s, sqlite3_errcode(s->db), "delete"));
+    bind_id(q, 1, id);
+    ret = run(s, q, "delete");
+    sqlite3_finalize(q);
+    changed = sqlite3_changes(s->db);
+    if (ret == SAT_OK && changed == 0) {
+        char hex[STORE_ID_HEX_BYTES];
+        store_id_to_hex(id, hex);
+        ret = fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no %s with id %s (or already deleted)",
+                   kind_table(kind), hex);
+    }
+    if (ret == SAT_OK)
+        ret = log_field(s, kind, id, 0, (struct field_value){ .type = VT_TOMBSTONE, .i = 1 });
+    return finish(s, ret);
+}
+
+struct change_ctx {
+    int (*fn)(void *arg, const struct store_change *c);
+    void *arg;
+};
+
+static int change_row(sqlite3_stmt *q, void *ctx)
+{
+    struct change_ctx *cc = ctx;
+    struct store_change c;
+    memset(&c, 0, sizeof c);
+    c.seq = (uint64_t)sqlite3_column_int64(q, 0);
+    column_id(q, 1, &c.record_id);
+    c.kind = (enum store_kind)sqlite3_column_int(q, 2);
+    c.field = (uint32_t)sqlite3_column_int64(q, 3);
+    c.value_type = sqlite3_column_int(q, 4);
+    c.value_int = sqlite3_column_int64(q, 5);
+    c.value_text = (const char *)sqlite3_column_text(q, 6);
+    c.hlc_wall_ms = (uint64_t)sqlite3_column_int64(q, 7);
+    c.hlc_counter = (uint32_t)sqlite3_column_int64(q, 8);
+    column_id(q, 9, &c.origin_device);
+    return cc->fn(cc->arg, &c);
+}
+
+int store_changes(struct store *s, uint64_t after,
+                  int (*fn)(void *arg, const struct store_change *c), void *arg)
+{
+    struct change_ctx cc = { fn, arg };
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT seq, record_id, kind, field, vtype, vint, vtext, hlc_wall, hlc_counter,"
+             " origin FROM change_log WHERE seq > %llu ORDER BY seq",
+             (unsigned long long)after);
+    return query_rows(s, sql, NULL, change_row, &cc, "read change log");
+}
+
+static int integrity_row(sqlite3_stmt *q, void *ctx)
+{
+    int *ok = ctx;
+    const unsigned char *t = sqlite3_column_text(q, 0);
+    *ok = *ok && t && strcmp((const char *)t, "ok") == 0;
+    return 0;
+}
+
+int store_check_integrity(struct store *s)
+{
+    int ok = 1;
+    int ret = query_rows(s, "PRAGMA integrity_check", NULL, integrity_row, &ok,
+                         "integrity check");
+    if (ret != SAT_OK)
+        return ret;
+    return ok ? SAT_OK : fail(s, SAT_ERR_STORE_CORRUPT, "integrity check found damage");
+}
+
+struct resolve_ctx {
+    int matches;
+    struct store_id id;
+};
+
+static int resolve_row(sqlite3_stmt *q, void *ctx)
+{
+    struct resolve_ctx *rc = ctx;
+    if (rc->matches++ == 0)
+        column_id(q, 0, &rc->id);
+    return 0;
+}
+
+int store_resolve_id(struct store *s, enum store_kind kind, const char *hex,
+                     struct store_id *out)
+{
+    struct resolve_ctx rc = { 0, { { 0 } } };
+    char sql[120];
+    char lower[STORE_ID_HEX_BYTES];
+    size_t n = hex ? strlen(hex) : 0;
+    int ret;
+    s->errmsg[0] = '\0';
+    if (!kind_table(kind))
+        return fail(s, SAT_ERR_STORE_INVALID, "unknown record kind %d", (int)kind);
+    if (n < MIN_PREFIX_DIGITS || n > 2 * STORE_ID_BYTES)
+        return fail(s, SAT_ERR_STORE_INVALID, "an id is %d to %d hex digits",
+                    MIN_PREFIX_DIGITS, 2 * STORE_ID_BYTES);
+    for (size_t i = 0; i < n; i++) {
+        if (hexval(hex[i]) < 0)
+            return fail(s, SAT_ERR_STORE_INVALID, "'%s' is not a hex id", hex);
+        lower[i] = "0123456789abcdef"[hexval(hex[i])];
+    }
+    lower[n] = '\0';
+    /* Hex digits only: safe to place in the SQL text. */
+    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE lower(hex(id)) LIKE '%s%%' LIMIT 2",
+             kind_table(kind), lower);
+    ret = query_rows(s, sql, NULL, resolve_row, &rc, "find record");
+    if (ret != SAT_OK)
+        return ret;
+    if (rc.matches == 0)
+        return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "no %s with id %s", kind_table(kind), hex);
+    if (rc.matches > 1)
+        return fail(s, SAT_ERR_STORE_UNKNOWN_ID, "id %s matches more than one %s: give more digits",
+                    hex, kind_table(kind));
+    *out = rc.id;
+    return SAT_OK;
+}

@@ -1,0 +1,198 @@
+/*
+ * store.h - the nurse's caseload: patients, visits, observations (NEWS2),
+ * care notes and tasks, in an SQLite database on the encrypting VFS
+ * (vfs_crypt.h), keyed by the unlocked data key (keys.h).
+ *
+ * Every call that changes data runs in one transaction: the record change,
+ * one change-log entry per field written (with its HLC stamp, the device id
+ * and a sequence number) and the HLC state commit together or not at all.
+ * When a call returns SAT_OK the change is durable (synchronous=FULL).
+ * When it returns an error, nothing was written, and store_errmsg() says in
+ * one line what was wrong (e.g. "pulse 300 is outside 20..250").
+ *
+ * Errors: SAT_ERR_STORE_INVALID_NHS, SAT_ERR_STORE_OUT_OF_RANGE,
+ * SAT_ERR_STORE_MISSING_FIELD, SAT_ERR_STORE_TOO_LONG, SAT_ERR_STORE_INVALID,
+ * SAT_ERR_STORE_UNKNOWN_ID, SAT_ERR_STORE_NOT_ALLOWED (validation; nothing
+ * written), SAT_ERR_STORE_CORRUPT (a block failed authentication),
+ * SAT_ERR_NO_SPACE, SAT_ERR_STORE_SQL, SAT_ERR_KEYS_LOCKED.
+ *
+ * Observations and care notes are append-only: a correction is a new entry
+ * whose `amends` names the one it corrects. Deleting a patient, visit or task
+ * leaves a tombstone (deleted = 1) that sync carries to other replicas.
+ *
+ * Text fields are NUL-terminated; their array sizes are the limits (one byte
+ * for the NUL). A string that fills its array without a NUL is TOO_LONG.
+ */
+#ifndef SATCHEL_STORE_H
+#define SATCHEL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hal.h"
+#include "keys.h"
+#include "news2.h"
+
+#define STORE_DB_NAME "caseload.db"
+#define STORE_ID_BYTES 16
+#define STORE_ID_HEX_BYTES (2 * STORE_ID_BYTES + 1)
+#define STORE_NOTE_TEXT_BYTES 2048
+#define STORE_ERRMSG_BYTES 200
+
+/* Record kinds; values match satchel.proto's RecordKind. */
+enum store_kind {
+    STORE_KIND_PATIENT = 1,
+    STORE_KIND_VISIT = 2,
+    STORE_KIND_OBSERVATION = 3,
+    STORE_KIND_CARE_NOTE = 4,
+    STORE_KIND_TASK = 5
+};
+
+struct store_id {
+    uint8_t b[STORE_ID_BYTES];
+};
+
+struct store_patient {
+    struct store_id id;
+    char nhs_number[11];   /* 10 digits (spaces accepted on input) */
+    char given_name[128];
+    char family_name[128];
+    char date_of_birth[11]; /* YYYY-MM-DD */
+    char address[256];
+    char postcode[16];
+    char team[64];
+    int64_t created_ms;
+    int deleted;
+};
+
+struct store_visit {
+    struct store_id id;
+    struct store_id patient_id;
+    int64_t started_ms;
+    int64_t ended_ms; /* 0 while open */
+    char reason[256];
+    int deleted;
+};
+
+struct store_obs {
+    struct store_id id;
+    struct store_id patient_id;
+    int has_visit;
+    struct store_id visit_id;
+    int has_amends;
+    struct store_id amends;
+    int64_t taken_ms;
+    struct news2_vitals vitals;
+    int news2_score;           /* computed by the store */
+    enum news2_risk news2_risk; /* computed by the store */
+};
+
+struct store_note {
+    struct store_id id;
+    struct store_id patient_id;
+    int has_visit;
+    struct store_id visit_id;
+    int has_amends;
+    struct store_id amends;
+    int64_t written_ms;
+    char text[STORE_NOTE_TEXT_BYTES];
+};
+
+struct store_task {
+    struct store_id id;
+    struct store_id patient_id;
+    char title[256];
+    int64_t due_ms; /* 0: no due time */
+    int done;
+    int deleted;
+};
+
+/* One change-log entry, as sync will carry it. */
+struct store_change {
+    uint64_t seq;
+    struct store_id record_id;
+    enum store_kind kind;
+    uint32_t field; /* field number in the kind's message in satchel.proto */
+    int value_type; /* 1 text, 2 integer, 4 flag, 5 tombstone (FieldValue tags) */
+    int64_t value_int;
+    const char *value_text; /* valid during the callback only */
+    uint64_t hlc_wall_ms;
+    uint32_t hlc_counter;
+    struct store_id origin_device;
+};
+
+struct store;
+
+/* Opens (creating if needed) the store of the device behind h with the data
+ * key in k, which must be unlocked (else SAT_ERR_KEYS_LOCKED). The store
+ * keeps a pointer to h, not to k. */
+int store_open(const struct hal *h, const struct keys *k, struct store **out);
+
+/* Closes the database and wipes the key material. NULL is ignored. */
+void store_close(struct store *s);
+
+/* One line on the last failure of s ("" after a success). */
+const char *store_errmsg(const struct store *s);
+
+/* Patients. add assigns id and created_ms. update writes only the fields
+ * that differ from the stored record (one change each). list gives the
+ * living patients ordered by family name, then given name. */
+int store_patient_add(struct store *s, struct store_patient *p);
+int store_patient_update(struct store *s, const struct store_patient *p);
+int store_patient_get(struct store *s, const struct store_id *id, struct store_patient *out);
+int store_patient_list(struct store *s, int (*fn)(void *arg, const struct store_patient *p),
+                       void *arg);
+
+/* Visits: at most one open visit per patient (SAT_ERR_STORE_NOT_ALLOWED). */
+int store_visit_start(struct store *s, const struct store_id *patient, const char *reason,
+                      struct store_visit *out);
+int store_visit_end(struct store *s, const struct store_id *visit, struct store_visit *out);
+int store_visit_get(struct store *s, const struct store_id *id, struct store_visit *out);
+int store_visit_list(struct store *s, const struct store_id *patient,
+                     int (*fn)(void *arg, const struct store_visit *v), void *arg);
+
+/* Observations: o->patient_id, vitals and optional visit/amends in; id,
+ * taken_ms and the NEWS2 score and risk out. */
+int store_obs_add(struct store *s, struct store_obs *o);
+int store_obs_get(struct store *s, const struct store_id *id, struct store_obs *out);
+int store_obs_list(struct store *s, const struct store_id *patient,
+                   int (*fn)(void *arg, const struct store_obs *o), void *arg);
+
+/* Care notes: n->patient_id, text and optional visit/amends in. An amending
+ * note must name a note of the same patient. */
+int store_note_add(struct store *s, struct store_note *n);
+int store_note_get(struct store *s, const struct store_id *id, struct store_note *out);
+int store_note_list(struct store *s, const struct store_id *patient,
+                    int (*fn)(void *arg, const struct store_note *n), void *arg);
+
+/* Tasks. */
+int store_task_add(struct store *s, struct store_task *t);
+int store_task_done(struct store *s, const struct store_id *id);
+int store_task_get(struct store *s, const struct store_id *id, struct store_task *out);
+int store_task_list(struct store *s, const struct store_id *patient,
+                    int (*fn)(void *arg, const struct store_task *t), void *arg);
+
+/* Tombstones a patient, visit or task (observations and notes are
+ * append-only: SAT_ERR_STORE_NOT_ALLOWED). */
+int store_delete(struct store *s, enum store_kind kind, const struct store_id *id);
+
+/* The change log after sequence `after`, in order. */
+int store_changes(struct store *s, uint64_t after,
+                  int (*fn)(void *arg, const struct store_change *c), void *arg);
+
+/* This device's id (random, made when the store was created). */
+void store_device_id(const struct store *s, struct store_id *out);
+
+/* Runs PRAGMA integrity_check: SAT_OK if "ok", else SAT_ERR_STORE_CORRUPT. */
+int store_check_integrity(struct store *s);
+
+/* Resolves a hex id or a unique hex prefix (at least 6 digits) of a record
+ * of `kind` to its id: SAT_ERR_STORE_UNKNOWN_ID if none or ambiguous. */
+int store_resolve_id(struct store *s, enum store_kind kind, const char *hex,
+                     struct store_id *out);
+
+void store_id_to_hex(const struct store_id *id, char out[STORE_ID_HEX_BYTES]);
+/* Parses exactly 32 hex digits. SAT_ERR_STORE_INVALID otherwise. */
+int store_id_from_hex(const char *hex, struct store_id *out);
+
+#endif

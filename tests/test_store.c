@@ -1,0 +1,451 @@
+/*
+ * test_store.c - the record API on a simulated device: every record kind
+ * round trip, validation that writes nothing, the change log, and that no
+ * readable byte of a record ever reaches storage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+
+#include "store_fixture.h"
+
+struct fx {
+    struct sim_hal *sim;
+    const struct hal *h;
+    struct keys k;
+    struct store *s;
+    uint64_t rng;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f || sim_hal_new(&f->sim, 42, FIXTURE_WALL_START_MS) != SAT_OK)
+        return -1;
+    f->h = sim_hal_hal(f->sim);
+    f->rng = 42;
+    fixture_keys(&f->k, f->h, 42);
+    if (store_open(f->h, &f->k, &f->s) != SAT_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    sim_hal_free(f->sim);
+    free(f);
+    return 0;
+}
+
+static int count_changes_cb(void *arg, const struct store_change *c)
+{
+    (void)c;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static uint64_t count_changes(struct store *s)
+{
+    uint64_t n = 0;
+    assert_int_equal(store_changes(s, 0, count_changes_cb, &n), SAT_OK);
+    return n;
+}
+
+/* Asserts that a failing call wrote nothing: no change-log entry and not a
+ * single storage write, sync or truncate. */
+static char last_msg[STORE_ERRMSG_BYTES];
+
+#define ASSERT_WRITES_NOTHING(f, call, code)                            \
+    do {                                                                \
+        uint64_t ops_before = sim_hal_storage_ops((f)->sim);            \
+        uint64_t changes_before = count_changes((f)->s);                \
+        assert_int_equal((call), (code));                               \
+        snprintf(last_msg, sizeof last_msg, "%s", store_errmsg((f)->s)); \
+        assert_true(last_msg[0] != '\0');                               \
+        assert_null(strchr(last_msg, '\n'));                            \
+        assert_int_equal(sim_hal_storage_ops((f)->sim), ops_before);    \
+        assert_int_equal(count_changes((f)->s), changes_before);        \
+    } while (0)
+
+/* ---- round trips -------------------------------------------------------- */
+
+struct collect {
+    int n;
+    struct store_id ids[16];
+};
+
+static int collect_patient(void *arg, const struct store_patient *p)
+{
+    struct collect *c = arg;
+    c->ids[c->n++] = p->id;
+    return 0;
+}
+
+static void test_patient_roundtrip_update_delete(void **state)
+{
+    struct fx *f = *state;
+    struct store_patient p;
+    struct store_patient got;
+    struct collect c = { 0 };
+    fixture_patient(&f->rng, &p, "");
+    memcpy(p.nhs_number, "9434765919", 11); /* the NHS's published example */
+    assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+    assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
+    assert_string_equal(got.nhs_number, "9434765919");
+    assert_string_equal(got.family_name, p.family_name);
+    assert_string_equal(got.given_name, p.given_name);
+    assert_string_equal(got.date_of_birth, p.date_of_birth);
+    assert_string_equal(got.address, p.address);
+    assert_string_equal(got.postcode, p.postcode);
+    assert_string_equal(got.team, p.team);
+    assert_int_equal(got.created_ms, FIXTURE_WALL_START_MS);
+    assert_int_equal(got.deleted, 0);
+
+    /* Update one field: exactly one change is logged. */
+    {
+        uint64_t before = count_changes(f->s);
+        snprintf(got.address, sizeof got.address, "1 New Road");
+        assert_int_equal(store_patient_update(f->s, &got), SAT_OK);
+        assert_int_equal(count_changes(f->s), before + 1);
+        assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
+        assert_string_equal(got.address, "1 New Road");
+    }
+    assert_int_equal(store_patient_list(f->s, collect_patient, &c), SAT_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(store_delete(f->s, STORE_KIND_PATIENT, &p.id), SAT_OK);
+    c.n = 0;
+    assert_int_equal(store_patient_list(f->s, collect_patient, &c), SAT_OK);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
+    assert_int_equal(got.deleted, 1);
+    assert_int_equal(store_check_integrity(f->s), SAT_OK);
+}
+
+static void test_visit_obs_note_task_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    struct store_patient p;
+    struct store_visit v;
+    struct store_visit got_v;
+    struct store_obs o;
+    struct store_obs got_o;
+    struct store_note *n = calloc(2, sizeof *n);
+    struct store_note *got_n = calloc(1, sizeof *got_n);
+    struct store_task t;
+    struct store_task got_t;
+
+    fixture_patient(&f->rng, &p, "");
+    assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+    assert_int_equal(store_visit_start(f->s, &p.id, "wound dressing", &v), SAT_OK);
+    /* One open visit per patient. */
+    ASSERT_WRITES_NOTHING(f, store_visit_start(f->s, &p.id, "again", NULL),
+                          SAT_ERR_STORE_NOT_ALLOWED);
+
+    memset(&o, 0, sizeof o);
+    o.patient_id = p.id;
+    o.has_visit = 1;
+    o.visit_id = v.id;
+    o.vitals = (struct news2_vitals){ 22, 95, 1, 1, 105, 115, NEWS2_ALERT, 385 };
+    assert_int_equal(store_obs_add(f->s, &o), SAT_OK);
+    /* 22 rr → 2, SpO2 95 → 1, oxygen → 2, SBP 105 → 1, pulse 115 → 2,
+     * alert → 0, 38.5 → 1: 9, high. */
+    assert_int_equal(o.news2_score, 9);
+    assert_int_equal(o.news2_risk, NEWS2_RISK_HIGH);
+    assert_int_equal(store_obs_get(f->s, &o.id, &got_o), SAT_OK);
+    assert_memory_equal(&got_o.vitals, &o.vitals, sizeof o.vitals);
+    assert_int_equal(got_o.news2_score, 9);
+    assert_true(got_o.has_visit);
+    assert_memory_equal(&got_o.visit_id, &v.id, sizeof v.id);
+
+    n[0].patient_id = p.id;
+    n[0].has_visit = 1;
+    n[0].visit_id = v.id;
+    snprintf(n[0].text, sizeof n[0].text, "Dressing changed; wound healing well.");
+    assert_int_equal(store_note_add(f->s, &n[0]), SAT_OK);
+    n[1].patient_id = p.id;
+    n[1].has_amends = 1;
+    n[1].amends = n[0].id;
+    snprintf(n[1].text, sizeof n[1].text, "Correction: wound slightly inflamed.");
+    assert_int_equal(store_note_add(f->s, &n[1]), SAT_OK);
+    assert_int_equal(store_note_get(f->s, &n[1].id, got_n), SAT_OK);
+    assert_true(got_n->has_amends);
+    assert_memory_equal(&got_n->amends, &n[0].id, sizeof n[0].id);
+    assert_string_equal(got_n->text, n[1].text);
+    /* The amended note is still there, unchanged: append-only. */
+    assert_int_equal(store_note_get(f->s, &n[0].id, got_n), SAT_OK);
+    assert_string_equal(got_n->text, n[0].text);
+    ASSERT_WRITES_NOTHING(f, store_delete(f->s, STORE_KIND_CARE_NOTE, &n[0].id),
+                          SAT_ERR_STORE_NOT_ALLOWED);
+    ASSERT_WRITES_NOTHING(f, store_delete(f->s, STORE_KIND_OBSERVATION, &o.id),
+                          SAT_ERR_STORE_NOT_ALLOWED);
+
+    memset(&t, 0, sizeof t);
+    t.patient_id = p.id;
+    snprintf(t.title, sizeof t.title, "Order more dressings");
+    t.due_ms = FIXTURE_WALL_START_MS + 86400000;
+    assert_int_equal(store_task_add(f->s, &t), SAT_OK);
+    assert_int_equal(store_task_done(f->s, &t.id), SAT_OK);
+    assert_int_equal(store_task_get(f->s, &t.id, &got_t), SAT_OK);
+    assert_int_equal(got_t.done, 1);
+    assert_string_equal(got_t.title, t.title);
+    ASSERT_WRITES_NOTHING(f, store_task_done(f->s, &t.id), SAT_ERR_STORE_NOT_ALLOWED);
+
+    sim_hal_advance_ms(f->sim, 1800000);
+    assert_int_equal(store_visit_end(f->s, &v.id, NULL), SAT_OK);
+    assert_int_equal(store_visit_get(f->s, &v.id, &got_v), SAT_OK);
+    assert_int_equal(got_v.ended_ms, FIXTURE_WALL_START_MS + 1800000);
+    assert_string_equal(got_v.reason, "wound dressing");
+    ASSERT_WRITES_NOTHING(f, store_visit_end(f->s, &v.id, NULL), SAT_ERR_STORE_NOT_ALLOWED);
+    assert_int_equal(store_check_integrity(f->s), SAT_OK);
+    free(n);
+    free(got_n);
+}
+
+/* ---- bad input ---------------------------------------------------------- */
+
+static void test_bad_input_writes_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct store_patient p;
+    struct store_patient bad;
+    struct store_obs o;
+    struct store_note *n = calloc(1, sizeof *n);
+    struct store_id unknown;
+    memset(&unknown, 0xAB, sizeof unknown);
+
+    fixture_patient(&f->rng, &p, "");
+    assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+
+    bad = p;
+    memcpy(bad.nhs_number, "9434765918", 11); /* wrong check digit */
+    ASSERT_WRITES_NOTHING(f, store_patient_add(f->s, &bad), SAT_ERR_STORE_INVALID_NHS);
+    assert_non_null(strstr(last_msg, "9434765918"));
+    bad = p;
+    bad.given_name[0] = '\0';
+    ASSERT_WRITES_NOTHING(f, store_patient_add(f->s, &bad), SAT_ERR_STORE_MISSING_FIELD);
+    bad = p;
+    memset(bad.address, 'x', sizeof bad.address); /* no room for the NUL */
+    ASSERT_WRITES_NOTHING(f, store_patient_add(f->s, &bad), SAT_ERR_STORE_TOO_LONG);
+    bad = p;
+    memcpy(bad.date_of_birth, "1990-02-30", 11);
+    ASSERT_WRITES_NOTHING(f, store_patient_add(f->s, &bad), SAT_ERR_STORE_INVALID);
+    memcpy(bad.date_of_birth, "2099-01-01", 11);
+    ASSERT_WRITES_NOTHING(f, store_patient_add(f->s, &bad), SAT_ERR_STORE_OUT_OF_RANGE);
+    bad = p;
+    memcpy(bad.nhs_number, "9434765918", 11);
+    ASSERT_WRITES_NOTHING(f, store_patient_update(f->s, &bad), SAT_ERR_STORE_INVALID_NHS);
+    bad = p;
+    bad.id = unknown;
+    ASSERT_WRITES_NOTHING(f, store_patient_update(f->s, &bad), SAT_ERR_STORE_UNKNOWN_ID);
+
+    /* Every vital out of range, one at a time. */
+    {
+        const struct news2_vitals good = { 16, 97, 1, 0, 120, 70, NEWS2_ALERT, 370 };
+        struct news2_vitals v;
+        int *fields[] = { &v.respiration_rate, &v.spo2_pct, &v.spo2_scale, &v.on_oxygen,
+                          &v.systolic_bp, &v.pulse, &v.consciousness, &v.temperature_dc };
+        const int too_high[] = { 81, 101, 3, 2, 301, 251, 6, 451 };
+        const int too_low[] = { 0, 49, 0, -1, 39, 19, 0, 249 };
+        for (int i = 0; i < 8; i++) {
+            for (int side = 0; side < 2; side++) {
+                v = good;
+                *fields[i] = side ? too_high[i] : too_low[i];
+                memset(&o, 0, sizeof o);
+                o.patient_id = p.id;
+                o.vitals = v;
+                ASSERT_WRITES_NOTHING(f, store_obs_add(f->s, &o), SAT_ERR_STORE_OUT_OF_RANGE);
+            }
+        }
+        memset(&o, 0, sizeof o);
+        o.patient_id = p.id;
+        o.vitals = good;
+        o.vitals.pulse = 300;
+        ASSERT_WRITES_NOTHING(f, store_obs_add(f->s, &o), SAT_ERR_STORE_OUT_OF_RANGE);
+        assert_string_equal(last_msg, "pulse 300 is outside 20..250");
+        o.vitals = good;
+        o.patient_id = unknown;
+        ASSERT_WRITES_NOTHING(f, store_obs_add(f->s, &o), SAT_ERR_STORE_UNKNOWN_ID);
+        o.patient_id = p.id;
+        o.has_amends = 1;
+        o.amends = unknown;
+        ASSERT_WRITES_NOTHING(f, store_obs_add(f->s, &o), SAT_ERR_STORE_UNKNOWN_ID);
+    }
+
+    n->patient_id = p.id;
+    ASSERT_WRITES_NOTHING(f, store_note_add(f->s, n), SAT_ERR_STORE_MISSING_FIELD);
+    memset(n->text, 'y', sizeof n->text);
+    ASSERT_WRITES_NOTHING(f, store_note_add(f->s, n), SAT_ERR_STORE_TOO_LONG);
+    snprintf(n->text, sizeof n->text, "ok");
+    n->has_visit = 1;
+    n->visit_id = unknown;
+    ASSERT_WRITES_NOTHING(f, store_note_add(f->s, n), SAT_ERR_STORE_UNKNOWN_ID);
+    ASSERT_WRITES_NOTHING(f, store_visit_start(f->s, &unknown, "", NULL),
+                          SAT_ERR_STORE_UNKNOWN_ID);
+    ASSERT_WRITES_NOTHING(f, store_task_done(f->s, &unknown), SAT_ERR_STORE_UNKNOWN_ID);
+    ASSERT_WRITES_NOTHING(f, store_delete(f->s, STORE_KIND_TASK, &unknown),
+                          SAT_ERR_STORE_UNKNOWN_ID);
+    free(n);
+}
+
+/* ---- change log --------------------------------------------------------- */
+
+struct log_check {
+    uint64_t last_seq;
+    uint64_t last_wall;
+    uint32_t last_counter;
+    struct store_id device;
+    int n;
+    int bad;
+};
+
+static int check_change(void *arg, const struct store_change *c)
+{
+    struct log_check *lc = arg;
+    int later = c->hlc_wall_ms > lc->last_wall ||
+                (c->hlc_wall_ms == lc->last_wall && c->hlc_counter > lc->last_counter);
+    if (c->seq <= lc->last_seq || (lc->n > 0 && !later) ||
+        memcmp(&c->origin_device, &lc->device, sizeof lc->device) != 0)
+        lc->bad++;
+    lc->last_seq = c->seq;
+    lc->last_wall = c->hlc_wall_ms;
+    lc->last_counter = c->hlc_counter;
+    lc->n++;
+    return 0;
+}
+
+static void test_change_log_stamps_every_field(void **state)
+{
+    struct fx *f = *state;
+    struct store_patient p;
+    struct log_check lc;
+    memset(&lc, 0, sizeof lc);
+    store_device_id(f->s, &lc.device);
+    fixture_patient(&f->rng, &p, "");
+    assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+    /* The nurse sets her tablet's clock back a day: stamps still go up. */
+    sim_hal_set_wall_ms(f->sim, FIXTURE_WALL_START_MS - 86400000);
+    snprintf(p.given_name, sizeof p.given_name, "Changed");
+    assert_int_equal(store_patient_update(f->s, &p), SAT_OK);
+    assert_int_equal(store_changes(f->s, 0, check_change, &lc), SAT_OK);
+    assert_int_equal(lc.n, 8); /* 7 patient fields + 1 update */
+    assert_int_equal(lc.bad, 0);
+    assert_int_equal(lc.last_wall, FIXTURE_WALL_START_MS);
+
+    /* The clock survives closing the store. */
+    store_close(f->s);
+    assert_int_equal(store_open(f->h, &f->k, &f->s), SAT_OK);
+    snprintf(p.given_name, sizeof p.given_name, "Again");
+    assert_int_equal(store_patient_update(f->s, &p), SAT_OK);
+    memset(&lc, 0, sizeof lc);
+    store_device_id(f->s, &lc.device);
+    assert_int_equal(store_changes(f->s, 0, check_change, &lc), SAT_OK);
+    assert_int_equal(lc.n, 9);
+    assert_int_equal(lc.bad, 0);
+}
+
+/* ---- nothing readable on flash ------------------------------------------ */
+
+static int mem_contains(const uint8_t *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return 1;
+    return 0;
+}
+
+struct scan {
+    struct sim_hal *sim;
+    const char *const *markers;
+    int files;
+    int hits;
+};
+
+static int scan_file(void *arg, const char *name)
+{
+    struct scan *sc = arg;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (sim_hal_file_bytes(sc->sim, name, &bytes, &len) != SAT_OK)
+        return 0;
+    sc->files++;
+    for (const char *const *m = sc->markers; *m; m++)
+        if (mem_contains(bytes, len, *m)) {
+            fprintf(stderr, "plaintext '%s' found in %s\n", *m, name);
+            sc->hits++;
+        }
+    return 0;
+}
+
+static void scan_all(struct fx *f, const char *const *markers, int *files, int *hits)
+{
+    struct scan sc = { f->sim, markers, 0, 0 };
+    assert_int_equal(hal_storage_list(f->h, scan_file, &sc), SAT_OK);
+    *files = sc.files;
+    *hits = sc.hits;
+}
+
+static void test_plaintext_never_reaches_storage(void **state)
+{
+    struct fx *f = *state;
+    static const char *const markers[] = { "ZQXMARKER", "Wound-ZQX", "SQLite format 3",
+                                           "9434765919", "CREATE TABLE", NULL };
+    struct store_patient p;
+    struct store_note *n = calloc(1, sizeof *n);
+    struct store_obs o;
+    int files = 0;
+    int hits = 0;
+
+    for (int i = 0; i < 20; i++) {
+        fixture_patient(&f->rng, &p, "ZQXMARKER");
+        if (i == 0)
+            memcpy(p.nhs_number, "9434765919", 11);
+        assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+        memset(n, 0, sizeof *n);
+        n->patient_id = p.id;
+        snprintf(n->text, sizeof n->text, "Wound-ZQX check %d", i);
+        assert_int_equal(store_note_add(f->s, n), SAT_OK);
+        memset(&o, 0, sizeof o);
+        o.patient_id = p.id;
+        fixture_vitals(&f->rng, &o.vitals);
+        assert_int_equal(store_obs_add(f->s, &o), SAT_OK);
+    }
+    scan_all(f, markers, &files, &hits);
+    assert_true(files >= 2); /* database and journal */
+    assert_int_equal(hits, 0);
+
+    /* Crash in the middle of a transaction, with the journal hot. */
+    fixture_patient(&f->rng, &p, "ZQXMARKER");
+    sim_hal_cut_at(f->sim, 3);
+    assert_int_not_equal(store_patient_add(f->s, &p), SAT_OK);
+    assert_true(sim_hal_powered_off(f->sim));
+    store_close(f->s);
+    f->s = NULL;
+    sim_hal_power_on(f->sim);
+    scan_all(f, markers, &files, &hits);
+    assert_int_equal(hits, 0);
+    assert_int_equal(store_open(f->h, &f->k, &f->s), SAT_OK);
+    assert_int_equal(store_check_integrity(f->s), SAT_OK);
+    scan_all(f, markers, &files, &hits);
+    assert_int_equal(hits, 0);
+    free(n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_patient_roundtrip_update_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_visit_obs_note_task_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_log_stamps_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plaintext_never_reaches_storage, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
