@@ -57,6 +57,9 @@ static const char usage_text[] =
     "                        unlocks itself and locks again when it ends)\n"
     "  lock                  nothing stays unlocked between commands: confirms it\n"
     "  change-pin --new-pin-file FILE | (asked on the terminal)\n"
+    "  recover --recovery-key FILE   fleet manager: set a new PIN (from --pin-file\n"
+    "                        or the terminal) with the fleet's recovery key, keeping\n"
+    "                        every record; works after a wrong-PIN erase\n"
     "  patient add --nhs N --given NAME --family NAME --dob YYYY-MM-DD\n"
     "              --address TEXT [--postcode P] [--team T]\n"
     "  patient update ID [--given|--family|--dob|--address|--postcode|--team V]\n"
@@ -346,29 +349,29 @@ static void reset_getopt(void)
 
 /* ---- commands: keys ----------------------------------------------------- */
 
-static int read_recovery_pub(const char *path, uint8_t pub[KEYS_RECOVERY_PUB_BYTES])
+static int read_hex_file(const char *path, uint8_t *out, size_t n, const char *what)
 {
     FILE *fp = fopen(path, "re");
     char hex[2 * KEYS_RECOVERY_PUB_BYTES + 4] = { 0 };
-    size_t n;
-    int ok = 1;
+    size_t len;
+    int ok;
     if (!fp) {
-        fprintf(stderr, "satchel: cannot read recovery key '%s'\n", path);
+        fprintf(stderr, "satchel: cannot read %s '%s'\n", what, path);
         return EXIT_FAIL;
     }
-    n = fread(hex, 1, sizeof hex - 1, fp);
+    len = fread(hex, 1, sizeof hex - 1, fp);
     fclose(fp);
-    while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r'))
-        hex[--n] = '\0';
-    ok = n == 2 * KEYS_RECOVERY_PUB_BYTES;
-    for (size_t i = 0; ok && i < KEYS_RECOVERY_PUB_BYTES; i++) {
+    while (len > 0 && (hex[len - 1] == '\n' || hex[len - 1] == '\r'))
+        hex[--len] = '\0';
+    ok = len == 2 * n;
+    for (size_t i = 0; ok && i < n; i++) {
         unsigned v = 0;
         ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
-        pub[i] = (uint8_t)v;
+        out[i] = (uint8_t)v;
     }
+    memset(hex, 0, sizeof hex);
     if (!ok) {
-        fprintf(stderr, "satchel: recovery key '%s' must hold %d hex digits (uncompressed P-256)\n",
-                path, 2 * KEYS_RECOVERY_PUB_BYTES);
+        fprintf(stderr, "satchel: %s '%s' must hold %zu hex digits\n", what, path, 2 * n);
         return EXIT_USAGE;
     }
     return EXIT_OK;
@@ -395,7 +398,7 @@ static int cmd_enrol(struct app *a, int argc, char **argv)
                 return usage_error("--kdf-iterations must be at least 1000, not '%s'", optarg);
             eo.iterations = (uint32_t)v;
         } else if (c == 'r') {
-            rc = read_recovery_pub(optarg, pub);
+            rc = read_hex_file(optarg, pub, sizeof pub, "recovery public key");
             if (rc != EXIT_OK)
                 return rc;
             eo.recovery_pub = pub;
@@ -510,6 +513,53 @@ static int cmd_change_pin(struct app *a, int argc, char **argv)
     if (ret != SAT_OK)
         return report_pin_error(ret, retry_ms);
     printf("PIN changed; the records were not re-encrypted (same data key)\n");
+    return EXIT_OK;
+}
+
+static int cmd_recover(struct app *a, int argc, char **argv)
+{
+    static const struct option opts[] = { { "recovery-key", required_argument, NULL, 'k' },
+                                          { NULL, 0, NULL, 0 } };
+    const char *key_file = NULL;
+    uint8_t priv[KEYS_RECOVERY_PRIV_BYTES];
+    char pin[PIN_BUF_BYTES];
+    char again[PIN_BUF_BYTES];
+    int c;
+    int rc;
+    int ret;
+    while ((c = next_opt(argc, argv, opts)) != -1) {
+        if (c == '?')
+            return EXIT_USAGE;
+        key_file = optarg;
+    }
+    if (optind != argc)
+        return usage_error("'recover' takes no argument '%s'", argv[optind]);
+    if (!key_file)
+        return usage_error("'recover' needs --recovery-key FILE (from satchelctl)%s", "");
+    rc = read_hex_file(key_file, priv, sizeof priv, "recovery key");
+    if (rc == EXIT_OK)
+        rc = open_hal(a);
+    if (rc == EXIT_OK)
+        rc = get_pin(a, a->pin_file, "New PIN: ", pin);
+    if (rc == EXIT_OK && !a->pin_file) {
+        rc = get_pin(a, NULL, "Repeat the new PIN: ", again);
+        if (rc == EXIT_OK && strcmp(pin, again) != 0) {
+            fprintf(stderr, "satchel: the two PINs differ; nothing was changed\n");
+            rc = EXIT_PIN;
+        }
+        pin_wipe(again);
+    }
+    if (rc != EXIT_OK) {
+        memset(priv, 0, sizeof priv);
+        pin_wipe(pin);
+        return rc;
+    }
+    ret = keys_recover(&a->keys, priv, pin);
+    memset(priv, 0, sizeof priv);
+    pin_wipe(pin);
+    if (ret != SAT_OK)
+        return report_pin_error(ret, 0);
+    printf("recovered: the new PIN opens the caseload; no record was lost\n");
     return EXIT_OK;
 }
 
@@ -1239,7 +1289,7 @@ struct command {
 
 static const struct command commands[] = {
     { "enrol", cmd_enrol },   { "unlock", cmd_unlock }, { "lock", cmd_lock },
-    { "change-pin", cmd_change_pin }, { "patient", cmd_patient }, { "visit", cmd_visit },
+    { "change-pin", cmd_change_pin }, { "recover", cmd_recover }, { "patient", cmd_patient }, { "visit", cmd_visit },
     { "obs", cmd_obs },       { "note", cmd_note },     { "task", cmd_task },
     { "export", cmd_export }, { "info", cmd_info },
 };
