@@ -54,7 +54,7 @@ static int count_changes_cb(void *arg, const struct store_change *c)
 static uint64_t count_changes(struct store *s)
 {
     uint64_t n = 0;
-    assert_int_equal(store_changes(s, 0, count_changes_cb, &n), SAT_OK);
+    assert_int_equal(store_changes(s, 0, 0, count_changes_cb, &n), SAT_OK);
     return n;
 }
 
@@ -333,7 +333,7 @@ static void test_change_log_stamps_every_field(void **state)
     sim_hal_set_wall_ms(f->sim, FIXTURE_WALL_START_MS - 86400000);
     snprintf(p.given_name, sizeof p.given_name, "Changed");
     assert_int_equal(store_patient_update(f->s, &p), SAT_OK);
-    assert_int_equal(store_changes(f->s, 0, check_change, &lc), SAT_OK);
+    assert_int_equal(store_changes(f->s, 0, 0, check_change, &lc), SAT_OK);
     assert_int_equal(lc.n, 8); /* 7 patient fields + 1 update */
     assert_int_equal(lc.bad, 0);
     assert_int_equal(lc.last_wall, FIXTURE_WALL_START_MS);
@@ -345,7 +345,7 @@ static void test_change_log_stamps_every_field(void **state)
     assert_int_equal(store_patient_update(f->s, &p), SAT_OK);
     memset(&lc, 0, sizeof lc);
     store_device_id(f->s, &lc.device);
-    assert_int_equal(store_changes(f->s, 0, check_change, &lc), SAT_OK);
+    assert_int_equal(store_changes(f->s, 0, 0, check_change, &lc), SAT_OK);
     assert_int_equal(lc.n, 9);
     assert_int_equal(lc.bad, 0);
 }

@@ -4,6 +4,7 @@
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,34 +27,56 @@
 #define MIN_PREFIX_DIGITS 6
 #define MS_PER_DAY 86400000LL
 
+/* Every record column has a default: a record that arrives from another
+ * device is created empty and filled field by field as its changes apply. */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);"
-    "CREATE TABLE IF NOT EXISTS patient(id BLOB NOT NULL UNIQUE, nhs_number TEXT NOT NULL,"
-    " given_name TEXT NOT NULL, family_name TEXT NOT NULL, date_of_birth TEXT NOT NULL,"
-    " address TEXT NOT NULL, postcode TEXT NOT NULL, team TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS patient(id BLOB NOT NULL UNIQUE,"
+    " nhs_number TEXT NOT NULL DEFAULT '', given_name TEXT NOT NULL DEFAULT '',"
+    " family_name TEXT NOT NULL DEFAULT '', date_of_birth TEXT NOT NULL DEFAULT '',"
+    " address TEXT NOT NULL DEFAULT '', postcode TEXT NOT NULL DEFAULT '',"
+    " team TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL DEFAULT 0,"
+    " deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS patient_name ON patient(family_name, given_name);"
-    "CREATE TABLE IF NOT EXISTS visit(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
-    " started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS visit(id BLOB NOT NULL UNIQUE,"
+    " patient_id BLOB NOT NULL DEFAULT x'', started_ms INTEGER NOT NULL DEFAULT 0,"
+    " ended_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',"
     " deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS visit_patient ON visit(patient_id, started_ms);"
-    "CREATE TABLE IF NOT EXISTS observation(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
-    " visit_id BLOB, amends BLOB, taken_ms INTEGER NOT NULL, resp INTEGER NOT NULL,"
-    " spo2 INTEGER NOT NULL, spo2_scale INTEGER NOT NULL, on_oxygen INTEGER NOT NULL,"
-    " sbp INTEGER NOT NULL, pulse INTEGER NOT NULL, consciousness INTEGER NOT NULL,"
-    " temp_dc INTEGER NOT NULL, news2 INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS observation(id BLOB NOT NULL UNIQUE,"
+    " patient_id BLOB NOT NULL DEFAULT x'', visit_id BLOB, amends BLOB,"
+    " taken_ms INTEGER NOT NULL DEFAULT 0, resp INTEGER NOT NULL DEFAULT 0,"
+    " spo2 INTEGER NOT NULL DEFAULT 0, spo2_scale INTEGER NOT NULL DEFAULT 0,"
+    " on_oxygen INTEGER NOT NULL DEFAULT 0, sbp INTEGER NOT NULL DEFAULT 0,"
+    " pulse INTEGER NOT NULL DEFAULT 0, consciousness INTEGER NOT NULL DEFAULT 0,"
+    " temp_dc INTEGER NOT NULL DEFAULT 0, news2 INTEGER NOT NULL DEFAULT 0,"
+    " deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS obs_patient ON observation(patient_id, taken_ms);"
-    "CREATE TABLE IF NOT EXISTS note(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
-    " visit_id BLOB, amends BLOB, written_ms INTEGER NOT NULL, text TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS note(id BLOB NOT NULL UNIQUE,"
+    " patient_id BLOB NOT NULL DEFAULT x'', visit_id BLOB, amends BLOB,"
+    " written_ms INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL DEFAULT '',"
+    " deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS note_patient ON note(patient_id, written_ms);"
-    "CREATE TABLE IF NOT EXISTS task(id BLOB NOT NULL UNIQUE, patient_id BLOB NOT NULL,"
-    " title TEXT NOT NULL, due_ms INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0,"
+    "CREATE TABLE IF NOT EXISTS task(id BLOB NOT NULL UNIQUE,"
+    " patient_id BLOB NOT NULL DEFAULT x'', title TEXT NOT NULL DEFAULT '',"
+    " due_ms INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,"
     " deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS task_patient ON task(patient_id);"
+    /* This device's own writes, in order: what sync pushes. */
     "CREATE TABLE IF NOT EXISTS change_log(seq INTEGER PRIMARY KEY, record_id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, field INTEGER NOT NULL, vtype INTEGER NOT NULL, vint INTEGER,"
     " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"
-    " origin BLOB NOT NULL);";
+    " origin BLOB NOT NULL, base_wall INTEGER, base_counter INTEGER, base_origin BLOB);"
+    /* The winning write of every field on this replica (merge state). */
+    "CREATE TABLE IF NOT EXISTS field_state(record_id BLOB NOT NULL, field INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL, vtype INTEGER NOT NULL, vint INTEGER, vtext TEXT, vblob BLOB,"
+    " hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL, origin BLOB NOT NULL,"
+    " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
+    /* Concurrent edits of one field, kept for a person to see. */
+    "CREATE TABLE IF NOT EXISTS conflict(id INTEGER PRIMARY KEY, record_id BLOB NOT NULL,"
+    " kind INTEGER NOT NULL, field INTEGER NOT NULL, kept TEXT NOT NULL, lost TEXT NOT NULL,"
+    " kept_origin BLOB NOT NULL, lost_origin BLOB NOT NULL, kept_wall INTEGER NOT NULL,"
+    " lost_wall INTEGER NOT NULL, detected_ms INTEGER NOT NULL);";
 
 /* Prepared statements, made on first use and kept. */
 enum stmt_id {
@@ -63,6 +86,9 @@ enum stmt_id {
     ST_META_GET,
     ST_META_SET,
     ST_LOG,
+    ST_FS_GET,
+    ST_FS_PUT,
+    ST_CONFLICT,
     ST_PATIENT_INSERT,
     ST_PATIENT_GET,
     ST_VISIT_INSERT,
@@ -86,7 +112,16 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
     [ST_LOG] = "INSERT INTO change_log(record_id, kind, field, vtype, vint, vtext, vblob,"
-               " hlc_wall, hlc_counter, origin) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+               " hlc_wall, hlc_counter, origin, base_wall, base_counter, base_origin)"
+               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+    [ST_FS_GET] = "SELECT hlc_wall, hlc_counter, origin, vtype, vint, vtext, vblob"
+                  " FROM field_state WHERE record_id = ?1 AND field = ?2",
+    [ST_FS_PUT] = "INSERT OR REPLACE INTO field_state(record_id, field, kind, vtype, vint,"
+                  " vtext, vblob, hlc_wall, hlc_counter, origin)"
+                  " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    [ST_CONFLICT] = "INSERT INTO conflict(record_id, kind, field, kept, lost, kept_origin,"
+                    " lost_origin, kept_wall, lost_wall, detected_ms)"
+                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [ST_PATIENT_INSERT] = "INSERT INTO patient(id, nhs_number, given_name, family_name,"
                           " date_of_birth, address, postcode, team, created_ms)"
                           " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
@@ -119,6 +154,7 @@ struct store {
     sqlite3 *db;
     struct vfs_crypt *vfs;
     sqlite3_stmt *st[ST_COUNT];
+    struct apply_stmts *apply; /* made on the first pull */
     struct hlc clock;
     struct store_id device;
     char errmsg[STORE_ERRMSG_BYTES];
@@ -307,27 +343,105 @@ struct field_value {
     const struct store_id *blob;
 };
 
+/* The winning write of one field on this replica. */
+struct field_winner {
+    int exists;
+    struct hlc stamp;
+    struct store_id origin;
+    int type;
+    int64_t i;
+    char text[STORE_NOTE_TEXT_BYTES];
+    struct store_id blob;
+};
+
+static void bind_value(sqlite3_stmt *q, int col, struct field_value v)
+{
+    if (v.type == VT_INT || v.type == VT_FLAG || v.type == VT_TOMBSTONE)
+        sqlite3_bind_int64(q, col, v.i);
+    if (v.type == VT_TEXT)
+        sqlite3_bind_text(q, col + 1, v.text ? v.text : "", -1, SQLITE_TRANSIENT);
+    if (v.type == VT_BLOB && v.blob)
+        bind_id(q, col + 2, v.blob);
+}
+
+static int winner_get(struct store *s, const struct store_id *record, uint32_t field,
+                      struct field_winner *w)
+{
+    sqlite3_stmt *q = stmt(s, ST_FS_GET);
+    int rc;
+    w->exists = 0;
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "merge state");
+    bind_id(q, 1, record);
+    sqlite3_bind_int64(q, 2, field);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        w->exists = 1;
+        w->stamp.wall_ms = (uint64_t)sqlite3_column_int64(q, 0);
+        w->stamp.counter = (uint32_t)sqlite3_column_int64(q, 1);
+        column_id(q, 2, &w->origin);
+        w->type = sqlite3_column_int(q, 3);
+        w->i = sqlite3_column_int64(q, 4);
+        column_text(q, 5, w->text, sizeof w->text);
+        column_id(q, 6, &w->blob);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "merge state");
+}
+
+static int winner_put(struct store *s, enum store_kind kind, const struct store_id *record,
+                      uint32_t field, struct field_value v, struct hlc stamp,
+                      const struct store_id *origin)
+{
+    sqlite3_stmt *q = stmt(s, ST_FS_PUT);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "merge state");
+    bind_id(q, 1, record);
+    sqlite3_bind_int64(q, 2, field);
+    sqlite3_bind_int(q, 3, (int)kind);
+    sqlite3_bind_int(q, 4, v.type);
+    bind_value(q, 5, v);
+    sqlite3_bind_int64(q, 8, (sqlite3_int64)stamp.wall_ms);
+    sqlite3_bind_int64(q, 9, stamp.counter);
+    bind_id(q, 10, origin);
+    return run(s, q, "merge state");
+}
+
+/* Appends one of this device's field writes to the change log, with the
+ * winning write it replaces as its base, and makes it the winner. */
 static int log_field(struct store *s, enum store_kind kind, const struct store_id *record,
                      uint32_t field, struct field_value v)
 {
-    sqlite3_stmt *q = stmt(s, ST_LOG);
+    sqlite3_stmt *q;
     struct hlc stamp = hlc_tick(&s->clock, hal_clock_wall_ms(s->hal));
-    if (!q)
-        return sql_fail(s, sqlite3_errcode(s->db), "change log");
-    bind_id(q, 1, record);
-    sqlite3_bind_int(q, 2, (int)kind);
-    sqlite3_bind_int64(q, 3, field);
-    sqlite3_bind_int(q, 4, v.type);
-    if (v.type == VT_INT || v.type == VT_FLAG)
-        sqlite3_bind_int64(q, 5, v.i);
-    if (v.type == VT_TEXT)
-        sqlite3_bind_text(q, 6, v.text, -1, SQLITE_TRANSIENT);
-    if (v.type == VT_BLOB && v.blob)
-        bind_id(q, 7, v.blob);
-    sqlite3_bind_int64(q, 8, (sqlite3_int64)stamp.wall_ms);
-    sqlite3_bind_int64(q, 9, stamp.counter);
-    bind_id(q, 10, &s->device);
-    return run(s, q, "change log");
+    struct field_winner *base = malloc(sizeof *base);
+    int ret;
+    if (!base)
+        return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    ret = winner_get(s, record, field, base);
+    q = stmt(s, ST_LOG);
+    if (ret == SAT_OK && !q)
+        ret = sql_fail(s, sqlite3_errcode(s->db), "change log");
+    if (ret == SAT_OK) {
+        bind_id(q, 1, record);
+        sqlite3_bind_int(q, 2, (int)kind);
+        sqlite3_bind_int64(q, 3, field);
+        sqlite3_bind_int(q, 4, v.type);
+        bind_value(q, 5, v);
+        sqlite3_bind_int64(q, 8, (sqlite3_int64)stamp.wall_ms);
+        sqlite3_bind_int64(q, 9, stamp.counter);
+        bind_id(q, 10, &s->device);
+        if (base->exists) {
+            sqlite3_bind_int64(q, 11, (sqlite3_int64)base->stamp.wall_ms);
+            sqlite3_bind_int64(q, 12, base->stamp.counter);
+            bind_id(q, 13, &base->origin);
+        }
+        ret = run(s, q, "change log");
+    }
+    if (ret == SAT_OK)
+        ret = winner_put(s, kind, record, field, v, stamp, &s->device);
+    free(base);
+    return ret;
 }
 
 static struct field_value fv_text(const char *t)
@@ -542,12 +656,15 @@ exit:
     return SAT_OK;
 }
 
+static void apply_stmts_free(struct apply_stmts *a);
+
 void store_close(struct store *s)
 {
     if (!s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    apply_stmts_free(s->apply);
     if (s->db)
         sqlite3_close(s->db);
     vfs_crypt_unregister(s->vfs);
@@ -1334,22 +1451,475 @@ static int change_row(sqlite3_stmt *q, void *ctx)
     c.value_type = sqlite3_column_int(q, 4);
     c.value_int = sqlite3_column_int64(q, 5);
     c.value_text = (const char *)sqlite3_column_text(q, 6);
-    c.hlc_wall_ms = (uint64_t)sqlite3_column_int64(q, 7);
-    c.hlc_counter = (uint32_t)sqlite3_column_int64(q, 8);
-    column_id(q, 9, &c.origin_device);
+    column_id(q, 7, &c.value_blob);
+    c.hlc_wall_ms = (uint64_t)sqlite3_column_int64(q, 8);
+    c.hlc_counter = (uint32_t)sqlite3_column_int64(q, 9);
+    column_id(q, 10, &c.origin_device);
+    c.origin_seq = c.seq;
+    if (sqlite3_column_type(q, 11) != SQLITE_NULL) {
+        c.has_base = 1;
+        c.base_wall_ms = (uint64_t)sqlite3_column_int64(q, 11);
+        c.base_counter = (uint32_t)sqlite3_column_int64(q, 12);
+        column_id(q, 13, &c.base_device);
+    }
     return cc->fn(cc->arg, &c);
 }
 
-int store_changes(struct store *s, uint64_t after,
+int store_changes(struct store *s, uint64_t after, unsigned max,
                   int (*fn)(void *arg, const struct store_change *c), void *arg)
 {
     struct change_ctx cc = { fn, arg };
-    char sql[200];
+    char sql[300];
     snprintf(sql, sizeof sql,
-             "SELECT seq, record_id, kind, field, vtype, vint, vtext, hlc_wall, hlc_counter,"
-             " origin FROM change_log WHERE seq > %llu ORDER BY seq",
-             (unsigned long long)after);
+             "SELECT seq, record_id, kind, field, vtype, vint, vtext, vblob, hlc_wall,"
+             " hlc_counter, origin, base_wall, base_counter, base_origin FROM change_log"
+             " WHERE seq > %llu ORDER BY seq LIMIT %lld",
+             (unsigned long long)after, max ? (long long)max : -1LL);
     return query_rows(s, sql, NULL, change_row, &cc, "read change log");
+}
+
+/* ---- sync: merge ---------------------------------------------------------- */
+
+/* Where each replicated field lives. Fields not listed (from newer firmware)
+ * are still merged in field_state, so nothing is lost on the way through. */
+struct field_col {
+    enum store_kind kind;
+    uint32_t field;
+    const char *col;
+    int type;
+};
+
+#define VITAL(tag) (OBS_VITALS_FIELD_BASE + (tag))
+static const struct field_col field_cols[] = {
+    { STORE_KIND_PATIENT, satchel_Patient_nhs_number_tag, "nhs_number", VT_TEXT },
+    { STORE_KIND_PATIENT, satchel_Patient_given_name_tag, "given_name", VT_TEXT },
+    { STORE_KIND_PATIENT, satchel_Patient_family_name_tag, "family_name", VT_TEXT },
+    { STORE_KIND_PATIENT, satchel_Patient_date_of_birth_tag, "date_of_birth", VT_TEXT },
+    { STORE_KIND_PATIENT, satchel_Patient_address_tag, "address", VT_TEXT },
+    { STORE_KIND_PATIENT, satchel_Patient_postcode_tag, "postcode", VT_TEXT },
+    { STORE_KIND_PATIENT, satchel_Patient_team_tag, "team", VT_TEXT },
+    { STORE_KIND_VISIT, satchel_Visit_patient_id_tag, "patient_id", VT_BLOB },
+    { STORE_KIND_VISIT, satchel_Visit_started_ms_tag, "started_ms", VT_INT },
+    { STORE_KIND_VISIT, satchel_Visit_ended_ms_tag, "ended_ms", VT_INT },
+    { STORE_KIND_VISIT, satchel_Visit_reason_tag, "reason", VT_TEXT },
+    { STORE_KIND_OBSERVATION, satchel_Observation_patient_id_tag, "patient_id", VT_BLOB },
+    { STORE_KIND_OBSERVATION, satchel_Observation_visit_id_tag, "visit_id", VT_BLOB },
+    { STORE_KIND_OBSERVATION, satchel_Observation_taken_ms_tag, "taken_ms", VT_INT },
+    { STORE_KIND_OBSERVATION, satchel_Observation_news2_score_tag, "news2", VT_INT },
+    { STORE_KIND_OBSERVATION, satchel_Observation_amends_tag, "amends", VT_BLOB },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_respiration_rate_tag), "resp", VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_spo2_pct_tag), "spo2", VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_spo2_scale_tag), "spo2_scale", VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_on_oxygen_tag), "on_oxygen", VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_systolic_bp_tag), "sbp", VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_pulse_tag), "pulse", VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_consciousness_tag), "consciousness",
+      VT_INT },
+    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_temperature_dc_tag), "temp_dc", VT_INT },
+    { STORE_KIND_CARE_NOTE, satchel_CareNote_patient_id_tag, "patient_id", VT_BLOB },
+    { STORE_KIND_CARE_NOTE, satchel_CareNote_visit_id_tag, "visit_id", VT_BLOB },
+    { STORE_KIND_CARE_NOTE, satchel_CareNote_written_ms_tag, "written_ms", VT_INT },
+    { STORE_KIND_CARE_NOTE, satchel_CareNote_text_tag, "text", VT_TEXT },
+    { STORE_KIND_CARE_NOTE, satchel_CareNote_amends_tag, "amends", VT_BLOB },
+    { STORE_KIND_TASK, satchel_Task_patient_id_tag, "patient_id", VT_BLOB },
+    { STORE_KIND_TASK, satchel_Task_title_tag, "title", VT_TEXT },
+    { STORE_KIND_TASK, satchel_Task_due_ms_tag, "due_ms", VT_INT },
+    { STORE_KIND_TASK, satchel_Task_done_tag, "done", VT_FLAG },
+};
+#define FIELD_COLS (sizeof field_cols / sizeof field_cols[0])
+#define KINDS 5
+
+/* Prepared on first use: one UPDATE per mapped column, one row-creating
+ * INSERT and one tombstone UPDATE per kind. */
+struct apply_stmts {
+    sqlite3_stmt *set[FIELD_COLS];
+    sqlite3_stmt *create[KINDS + 1];
+    sqlite3_stmt *tomb[KINDS + 1];
+};
+
+static const char *kind_table(enum store_kind kind);
+
+static void apply_stmts_free(struct apply_stmts *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < FIELD_COLS; i++)
+        sqlite3_finalize(a->set[i]);
+    for (size_t i = 0; i <= KINDS; i++) {
+        sqlite3_finalize(a->create[i]);
+        sqlite3_finalize(a->tomb[i]);
+    }
+    free(a);
+}
+
+static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const char *sql)
+{
+    if (!*slot && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
+                      SQLITE_OK)
+        return NULL;
+    sqlite3_reset(*slot);
+    sqlite3_clear_bindings(*slot);
+    return *slot;
+}
+
+/* Writes a winning remote value into its record row. */
+static int apply_to_record(struct store *s, const struct store_change *c, struct field_value v)
+{
+    char sql[120];
+    sqlite3_stmt *q;
+    int ret;
+    if ((int)c->kind < 1 || (int)c->kind > KINDS)
+        return SAT_OK;
+    snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO %s(id) VALUES (?1)", kind_table(c->kind));
+    q = prepare_once(s, &s->apply->create[c->kind], sql);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "apply change");
+    bind_id(q, 1, &c->record_id);
+    ret = run(s, q, "apply change");
+    if (ret != SAT_OK)
+        return ret;
+    if (v.type == VT_TOMBSTONE) {
+        snprintf(sql, sizeof sql, "UPDATE %s SET deleted = 1 WHERE id = ?1", kind_table(c->kind));
+        q = prepare_once(s, &s->apply->tomb[c->kind], sql);
+    } else {
+        size_t i;
+        for (i = 0; i < FIELD_COLS; i++)
+            if (field_cols[i].kind == c->kind && field_cols[i].field == c->field)
+                break;
+        if (i == FIELD_COLS || field_cols[i].type != v.type)
+            return SAT_OK; /* kept in field_state only */
+        snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?2 WHERE id = ?1", kind_table(c->kind),
+                 field_cols[i].col);
+        q = prepare_once(s, &s->apply->set[i], sql);
+        if (q) {
+            if (v.type == VT_TEXT)
+                sqlite3_bind_text(q, 2, v.text, -1, SQLITE_TRANSIENT);
+            else if (v.type == VT_BLOB)
+                bind_id(q, 2, v.blob);
+            else
+                sqlite3_bind_int64(q, 2, v.i);
+        }
+    }
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "apply change");
+    bind_id(q, 1, &c->record_id);
+    return run(s, q, "apply change");
+}
+
+/* >0 if (a, ao) wins over (b, bo). */
+static int stamp_cmp(struct hlc a, const struct store_id *ao, struct hlc b,
+                     const struct store_id *bo)
+{
+    int c = hlc_compare(a, b);
+    return c != 0 ? c : memcmp(ao->b, bo->b, STORE_ID_BYTES);
+}
+
+static void render_value(int type, int64_t i, const char *text, const struct store_id *blob,
+                         char *out, size_t cap)
+{
+    switch (type) {
+    case VT_TEXT: snprintf(out, cap, "%s", text ? text : ""); break;
+    case VT_INT: snprintf(out, cap, "%lld", (long long)i); break;
+    case VT_FLAG: snprintf(out, cap, "%s", i ? "true" : "false"); break;
+    case VT_TOMBSTONE: snprintf(out, cap, "(deleted)"); break;
+    case VT_BLOB: {
+        char hex[STORE_ID_HEX_BYTES];
+        store_id_to_hex(blob, hex);
+        snprintf(out, cap, "%s", hex);
+        break;
+    }
+    default: snprintf(out, cap, "?");
+    }
+}
+
+static int same_value(const struct field_winner *w, struct field_value v)
+{
+    if (w->type != v.type)
+        return 0;
+    switch (v.type) {
+    case VT_TEXT: return strcmp(w->text, v.text ? v.text : "") == 0;
+    case VT_BLOB: return v.blob && memcmp(&w->blob, v.blob, sizeof w->blob) == 0;
+    default: return w->i == v.i;
+    }
+}
+
+static int record_conflict(struct store *s, const struct store_change *c, struct field_value v,
+                           const struct field_winner *w, int incoming_wins)
+{
+    sqlite3_stmt *q = stmt(s, ST_CONFLICT);
+    char *mine = malloc(STORE_NOTE_TEXT_BYTES);
+    char *theirs = malloc(STORE_NOTE_TEXT_BYTES);
+    int ret = SAT_OK;
+    if (!mine || !theirs)
+        ret = fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    if (ret == SAT_OK && !q)
+        ret = sql_fail(s, sqlite3_errcode(s->db), "record conflict");
+    if (ret == SAT_OK) {
+        render_value(w->type, w->i, w->text, &w->blob, mine, STORE_NOTE_TEXT_BYTES);
+        render_value(v.type, v.i, v.text, v.blob, theirs, STORE_NOTE_TEXT_BYTES);
+        bind_id(q, 1, &c->record_id);
+        sqlite3_bind_int(q, 2, (int)c->kind);
+        sqlite3_bind_int64(q, 3, c->field);
+        sqlite3_bind_text(q, 4, incoming_wins ? theirs : mine, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 5, incoming_wins ? mine : theirs, -1, SQLITE_TRANSIENT);
+        bind_id(q, 6, incoming_wins ? &c->origin_device : &w->origin);
+        bind_id(q, 7, incoming_wins ? &w->origin : &c->origin_device);
+        sqlite3_bind_int64(q, 8, (sqlite3_int64)(incoming_wins ? c->hlc_wall_ms
+                                                               : w->stamp.wall_ms));
+        sqlite3_bind_int64(q, 9, (sqlite3_int64)(incoming_wins ? w->stamp.wall_ms
+                                                               : c->hlc_wall_ms));
+        sqlite3_bind_int64(q, 10, hal_clock_wall_ms(s->hal));
+        ret = run(s, q, "record conflict");
+    }
+    free(mine);
+    free(theirs);
+    return ret;
+}
+
+static int merge_one(struct store *s, const struct store_change *c, struct field_winner *w,
+                     struct store_apply_result *r)
+{
+    struct hlc stamp = { c->hlc_wall_ms, c->hlc_counter };
+    struct field_value v = { c->value_type, c->value_int, c->value_text, &c->value_blob };
+    int wins;
+    int ret;
+    if (c->value_type < VT_TEXT || c->value_type > VT_TOMBSTONE || (int)c->kind < 1 ||
+        (int)c->kind > KINDS || (c->value_type == VT_TEXT && !c->value_text))
+        return fail(s, SAT_ERR_STORE_INVALID, "malformed change (kind %d, type %d)",
+                    (int)c->kind, c->value_type);
+    hlc_observe(&s->clock, stamp, hal_clock_wall_ms(s->hal));
+    ret = winner_get(s, &c->record_id, c->field, w);
+    if (ret != SAT_OK)
+        return ret;
+    wins = !w->exists || stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) > 0;
+    if (w->exists && stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) == 0) {
+        r->stale++; /* this very write is already here */
+        return SAT_OK;
+    }
+    if (w->exists && memcmp(&w->origin, &c->origin_device, sizeof w->origin) != 0 &&
+        !(c->has_base && c->base_wall_ms == w->stamp.wall_ms &&
+          c->base_counter == w->stamp.counter &&
+          memcmp(&c->base_device, &w->origin, sizeof w->origin) == 0) &&
+        !same_value(w, v)) {
+        ret = record_conflict(s, c, v, w, wins);
+        if (ret != SAT_OK)
+            return ret;
+        r->conflicts++;
+    }
+    if (!wins) {
+        r->stale++;
+        return SAT_OK;
+    }
+    ret = apply_to_record(s, c, v);
+    if (ret == SAT_OK)
+        ret = winner_put(s, c->kind, &c->record_id, c->field, v, stamp, &c->origin_device);
+    if (ret == SAT_OK)
+        r->applied++;
+    return ret;
+}
+
+static int purge_patient(struct store *s, const struct store_id *patient)
+{
+    static const char *const sql[] = {
+        "DELETE FROM field_state WHERE record_id = ?1 OR record_id IN"
+        " (SELECT id FROM visit WHERE patient_id = ?1 UNION SELECT id FROM observation"
+        " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"
+        " UNION SELECT id FROM task WHERE patient_id = ?1)",
+        "DELETE FROM visit WHERE patient_id = ?1",
+        "DELETE FROM observation WHERE patient_id = ?1",
+        "DELETE FROM note WHERE patient_id = ?1",
+        "DELETE FROM task WHERE patient_id = ?1",
+        "DELETE FROM patient WHERE id = ?1",
+    };
+    int ret = SAT_OK;
+    for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK)
+            return sql_fail(s, sqlite3_errcode(s->db), "purge");
+        bind_id(q, 1, patient);
+        ret = run(s, q, "purge");
+        sqlite3_finalize(q);
+    }
+    return ret;
+}
+
+static int meta_get_u64(struct store *s, const char *key, uint64_t *out)
+{
+    sqlite3_stmt *q = stmt(s, ST_META_GET);
+    int rc;
+    *out = 0;
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read settings");
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "read settings");
+}
+
+static int meta_set_u64(struct store *s, const char *key, uint64_t v)
+{
+    sqlite3_stmt *q = stmt(s, ST_META_SET);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "save settings");
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)v);
+    return run(s, q, "save settings");
+}
+
+int store_sync_state(struct store *s, struct store_sync_state *out)
+{
+    sqlite3_stmt *q = NULL;
+    int ret;
+    s->errmsg[0] = '\0';
+    memset(out, 0, sizeof *out);
+    ret = meta_get_u64(s, "pull_cursor", &out->pull_cursor);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "push_acked", &out->push_acked);
+    if (ret != SAT_OK)
+        return ret;
+    if (sqlite3_prepare_v2(s->db, "SELECT ifnull(max(seq), 0) FROM change_log", -1, &q, NULL) !=
+        SQLITE_OK)
+        return sql_fail(s, sqlite3_errcode(s->db), "read change log");
+    if (sqlite3_step(q) == SQLITE_ROW)
+        out->last_seq = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return SAT_OK;
+}
+
+int store_set_push_acked(struct store *s, uint64_t acked)
+{
+    uint64_t cur = 0;
+    int ret;
+    s->errmsg[0] = '\0';
+    ret = meta_get_u64(s, "push_acked", &cur);
+    if (ret != SAT_OK || acked <= cur)
+        return ret;
+    ret = begin(s);
+    if (ret == SAT_OK)
+        ret = meta_set_u64(s, "push_acked", acked);
+    return finish(s, ret);
+}
+
+int store_apply_remote(struct store *s, const struct store_change *changes, size_t n,
+                       const struct store_id *purge, size_t npurge, uint64_t next_cursor,
+                       struct store_apply_result *out)
+{
+    struct store_apply_result r = { 0, 0, 0, 0 };
+    struct field_winner *w = malloc(sizeof *w);
+    uint64_t cursor = 0;
+    int ret;
+    s->errmsg[0] = '\0';
+    if (!w)
+        return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    if (!s->apply && !(s->apply = calloc(1, sizeof *s->apply))) {
+        free(w);
+        return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    }
+    ret = begin(s);
+    for (size_t i = 0; ret == SAT_OK && i < n; i++)
+        ret = merge_one(s, &changes[i], w, &r);
+    for (size_t i = 0; ret == SAT_OK && i < npurge; i++) {
+        ret = purge_patient(s, &purge[i]);
+        if (ret == SAT_OK && sqlite3_changes(s->db) > 0)
+            r.purged++;
+    }
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "pull_cursor", &cursor);
+    if (ret == SAT_OK && next_cursor > cursor)
+        ret = meta_set_u64(s, "pull_cursor", next_cursor);
+    ret = finish(s, ret);
+    free(w);
+    if (ret == SAT_OK && out)
+        *out = r;
+    return ret;
+}
+
+struct conflict_ctx {
+    int (*fn)(void *arg, const struct store_conflict *c);
+    void *arg;
+};
+
+static int conflict_row(sqlite3_stmt *q, void *ctx)
+{
+    struct conflict_ctx *cc = ctx;
+    struct store_conflict c;
+    memset(&c, 0, sizeof c);
+    c.id = sqlite3_column_int64(q, 0);
+    column_id(q, 1, &c.record_id);
+    c.kind = (enum store_kind)sqlite3_column_int(q, 2);
+    c.field = (uint32_t)sqlite3_column_int64(q, 3);
+    c.kept = (const char *)sqlite3_column_text(q, 4);
+    c.lost = (const char *)sqlite3_column_text(q, 5);
+    column_id(q, 6, &c.kept_origin);
+    column_id(q, 7, &c.lost_origin);
+    c.detected_ms = sqlite3_column_int64(q, 8);
+    return cc->fn(cc->arg, &c);
+}
+
+int store_conflicts(struct store *s, int (*fn)(void *arg, const struct store_conflict *c),
+                    void *arg)
+{
+    struct conflict_ctx cc = { fn, arg };
+    return query_rows(s,
+                      "SELECT id, record_id, kind, field, kept, lost, kept_origin, lost_origin,"
+                      " detected_ms FROM conflict ORDER BY id",
+                      NULL, conflict_row, &cc, "list conflicts");
+}
+
+static int hash_row(sqlite3_stmt *q, void *ctx)
+{
+    mbedtls_sha256_context *h = ctx;
+    int n = sqlite3_column_count(q);
+    for (int i = 0; i < n; i++) {
+        uint8_t tag[5];
+        int type = sqlite3_column_type(q, i);
+        const void *p = NULL;
+        int len = 0;
+        char num[24];
+        if (type == SQLITE_INTEGER) {
+            len = snprintf(num, sizeof num, "%lld", (long long)sqlite3_column_int64(q, i));
+            p = num;
+        } else if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+            p = type == SQLITE_TEXT ? (const void *)sqlite3_column_text(q, i)
+                                    : sqlite3_column_blob(q, i);
+            len = sqlite3_column_bytes(q, i);
+        }
+        tag[0] = (uint8_t)type;
+        tag[1] = (uint8_t)(len >> 24);
+        tag[2] = (uint8_t)(len >> 16);
+        tag[3] = (uint8_t)(len >> 8);
+        tag[4] = (uint8_t)len;
+        mbedtls_sha256_update_ret(h, tag, sizeof tag);
+        if (len > 0)
+            mbedtls_sha256_update_ret(h, p, (size_t)len);
+    }
+    return 0;
+}
+
+int store_content_hash(struct store *s, uint8_t out[32])
+{
+    static const char *const sql[] = {
+        "SELECT id, nhs_number, given_name, family_name, date_of_birth, address, postcode,"
+        " team, deleted FROM patient ORDER BY id",
+        "SELECT id, patient_id, started_ms, ended_ms, reason, deleted FROM visit ORDER BY id",
+        "SELECT id, patient_id, visit_id, amends, taken_ms, resp, spo2, spo2_scale, on_oxygen,"
+        " sbp, pulse, consciousness, temp_dc, news2, deleted FROM observation ORDER BY id",
+        "SELECT id, patient_id, visit_id, amends, written_ms, text, deleted FROM note"
+        " ORDER BY id",
+        "SELECT id, patient_id, title, due_ms, done, deleted FROM task ORDER BY id",
+    };
+    mbedtls_sha256_context h;
+    int ret = SAT_OK;
+    mbedtls_sha256_init(&h);
+    mbedtls_sha256_starts_ret(&h, 0);
+    for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++)
+        ret = query_rows(s, sql[i], NULL, hash_row, &h, "content hash");
+    if (ret == SAT_OK)
+        mbedtls_sha256_finish_ret(&h, out);
+    mbedtls_sha256_free(&h);
+    return ret;
 }
 
 static int integrity_row(sqlite3_stmt *q, void *ctx)

@@ -107,18 +107,55 @@ struct store_task {
     int deleted;
 };
 
-/* One change-log entry, as sync will carry it. */
+/* One field write, as sync carries it (satchel.proto FieldChange). */
 struct store_change {
-    uint64_t seq;
+    uint64_t seq; /* this device's change-log sequence (own writes) */
     struct store_id record_id;
     enum store_kind kind;
-    uint32_t field; /* field number in the kind's message in satchel.proto */
-    int value_type; /* 1 text, 2 integer, 4 flag, 5 tombstone (FieldValue tags) */
+    uint32_t field; /* field number in the kind's message in satchel.proto;
+                     * observation vitals are 500 + VitalSigns field; 0 with a
+                     * tombstone */
+    int value_type; /* FieldValue tags: 1 text, 2 integer, 3 blob (an id),
+                     * 4 flag, 5 tombstone */
     int64_t value_int;
-    const char *value_text; /* valid during the callback only */
+    const char *value_text; /* valid during the call only */
+    struct store_id value_blob;
     uint64_t hlc_wall_ms;
     uint32_t hlc_counter;
     struct store_id origin_device;
+    uint64_t origin_seq; /* the writer's change-log sequence */
+    int has_base;        /* the winning write the writer replaced */
+    uint64_t base_wall_ms;
+    uint32_t base_counter;
+    struct store_id base_device;
+};
+
+/* Where this device stands with the hub. */
+struct store_sync_state {
+    uint64_t pull_cursor; /* last hub sequence applied here */
+    uint64_t push_acked;  /* last own sequence the hub holds */
+    uint64_t last_seq;    /* last own sequence written */
+};
+
+struct store_apply_result {
+    unsigned applied;   /* changes that won and were applied */
+    unsigned stale;     /* older than (or the same as) what is here */
+    unsigned conflicts; /* concurrent edits kept for a person to see */
+    unsigned purged;    /* patients that left this device's caseload */
+};
+
+/* A concurrent edit of one field on two devices. Both values are kept: the
+ * winner (by the merge rule) in the record, both here. */
+struct store_conflict {
+    int64_t id;
+    struct store_id record_id;
+    enum store_kind kind;
+    uint32_t field;
+    const char *kept; /* value the record now has (valid during the call) */
+    const char *lost; /* the other value */
+    struct store_id kept_origin;
+    struct store_id lost_origin;
+    int64_t detected_ms;
 };
 
 struct store;
@@ -176,9 +213,37 @@ int store_task_list(struct store *s, const struct store_id *patient,
  * append-only: SAT_ERR_STORE_NOT_ALLOWED). */
 int store_delete(struct store *s, enum store_kind kind, const struct store_id *id);
 
-/* The change log after sequence `after`, in order. */
-int store_changes(struct store *s, uint64_t after,
+/* This device's own changes after sequence `after`, in order, at most max
+ * of them (0: all). */
+int store_changes(struct store *s, uint64_t after, unsigned max,
                   int (*fn)(void *arg, const struct store_change *c), void *arg);
+
+/* ---- sync ----------------------------------------------------------------
+ * Merge rule (the same on every replica and on the hub): per (record,
+ * field), the write with the higher (HLC stamp, origin device) wins. A write
+ * from another device whose base is not this replica's current winner, with
+ * a different value, is a concurrent edit: it is recorded as a conflict
+ * whichever side wins, never dropped silently. */
+
+int store_sync_state(struct store *s, struct store_sync_state *out);
+
+/* Records that the hub holds own changes up to `acked` (never goes down). */
+int store_set_push_acked(struct store *s, uint64_t acked);
+
+/* Applies a pulled batch in one transaction: merges each change, deletes
+ * the purged patients with all their records, and moves the pull cursor to
+ * next_cursor. All or nothing. SAT_ERR_STORE_INVALID for a malformed change
+ * (nothing applied). */
+int store_apply_remote(struct store *s, const struct store_change *changes, size_t n,
+                       const struct store_id *purge, size_t npurge, uint64_t next_cursor,
+                       struct store_apply_result *out);
+
+int store_conflicts(struct store *s, int (*fn)(void *arg, const struct store_conflict *c),
+                    void *arg);
+
+/* SHA-256 over every replicated record field (not local bookkeeping), in a
+ * fixed order: equal on replicas that hold the same records. */
+int store_content_hash(struct store *s, uint8_t out[32]);
 
 /* This device's id (random, made when the store was created). */
 void store_device_id(const struct store *s, struct store_id *out);

@@ -1,0 +1,309 @@
+/*
+ * test_store_merge.c - the merge rule on tablets: changes copied between
+ * two simulated devices converge to the same content, concurrent edits of
+ * one field are kept as conflicts on both sides, sequential edits are not,
+ * replays change nothing, purges and tombstones travel.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+
+#include "store_fixture.h"
+
+#define MAX_CHANGES 256
+
+struct device {
+    struct sim_hal *sim;
+    struct keys k;
+    struct store *s;
+    uint64_t sent; /* own changes already copied to the other device */
+};
+
+struct batch {
+    struct store_change c[MAX_CHANGES];
+    char text[MAX_CHANGES][STORE_NOTE_TEXT_BYTES];
+    size_t n;
+};
+
+struct pair {
+    struct device a;
+    struct device b;
+    struct batch batch;
+};
+
+static int open_device(struct device *d, uint64_t seed)
+{
+    if (sim_hal_new(&d->sim, seed, FIXTURE_WALL_START_MS) != SAT_OK)
+        return -1;
+    fixture_keys(&d->k, sim_hal_hal(d->sim), seed);
+    return store_open(sim_hal_hal(d->sim), &d->k, &d->s) == SAT_OK ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    struct pair *p = calloc(1, sizeof *p);
+    if (!p || open_device(&p->a, 1) != 0 || open_device(&p->b, 2) != 0)
+        return -1;
+    *state = p;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct pair *p = *state;
+    store_close(p->a.s);
+    store_close(p->b.s);
+    sim_hal_free(p->a.sim);
+    sim_hal_free(p->b.sim);
+    free(p);
+    return 0;
+}
+
+static int collect(void *arg, const struct store_change *c)
+{
+    struct batch *b = arg;
+    if (b->n == MAX_CHANGES)
+        return -1;
+    b->c[b->n] = *c;
+    if (c->value_text) {
+        snprintf(b->text[b->n], STORE_NOTE_TEXT_BYTES, "%s", c->value_text);
+        b->c[b->n].value_text = b->text[b->n];
+    }
+    b->n++;
+    return 0;
+}
+
+/* Copies from's new changes to to, as a sync through the hub would. */
+static struct store_apply_result copy_changes(struct pair *p, struct device *from,
+                                              struct device *to)
+{
+    struct store_apply_result r;
+    p->batch.n = 0;
+    assert_int_equal(store_changes(from->s, from->sent, 0, collect, &p->batch), SAT_OK);
+    if (p->batch.n > 0)
+        from->sent = p->batch.c[p->batch.n - 1].seq;
+    assert_int_equal(store_apply_remote(to->s, p->batch.c, p->batch.n, NULL, 0, 0, &r), SAT_OK);
+    return r;
+}
+
+static void assert_converged(struct pair *p)
+{
+    uint8_t ha[32];
+    uint8_t hb[32];
+    assert_int_equal(store_content_hash(p->a.s, ha), SAT_OK);
+    assert_int_equal(store_content_hash(p->b.s, hb), SAT_OK);
+    assert_memory_equal(ha, hb, sizeof ha);
+}
+
+static struct store_id add_patient(struct device *d, uint64_t seed)
+{
+    struct store_patient pt;
+    uint64_t rng = seed;
+    fixture_patient(&rng, &pt, "");
+    assert_int_equal(store_patient_add(d->s, &pt), SAT_OK);
+    return pt.id;
+}
+
+static void set_address(struct device *d, const struct store_id *id, const char *address)
+{
+    struct store_patient pt;
+    assert_int_equal(store_patient_get(d->s, id, &pt), SAT_OK);
+    snprintf(pt.address, sizeof pt.address, "%s", address);
+    assert_int_equal(store_patient_update(d->s, &pt), SAT_OK);
+}
+
+static int count_conflicts_cb(void *arg, const struct store_conflict *c)
+{
+    (void)c;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count_conflicts(struct device *d)
+{
+    int n = 0;
+    assert_int_equal(store_conflicts(d->s, count_conflicts_cb, &n), SAT_OK);
+    return n;
+}
+
+static void test_records_replicate_and_converge(void **state)
+{
+    struct pair *p = *state;
+    struct store_id pa = add_patient(&p->a, 11);
+    struct store_obs o;
+    struct store_note *n = calloc(1, sizeof *n);
+    struct store_apply_result r;
+    struct store_patient got;
+    memset(&o, 0, sizeof o);
+    o.patient_id = pa;
+    o.vitals = (struct news2_vitals){ 22, 95, 1, 1, 105, 115, NEWS2_ALERT, 385 };
+    assert_int_equal(store_obs_add(p->a.s, &o), SAT_OK);
+    n->patient_id = pa;
+    snprintf(n->text, sizeof n->text, "seen at home");
+    assert_int_equal(store_note_add(p->a.s, n), SAT_OK);
+    add_patient(&p->b, 22);
+
+    r = copy_changes(p, &p->a, &p->b);
+    assert_true(r.applied > 10);
+    assert_int_equal(r.conflicts, 0);
+    copy_changes(p, &p->b, &p->a);
+    assert_converged(p);
+    assert_int_equal(store_patient_get(p->b.s, &pa, &got), SAT_OK);
+    {
+        struct store_obs back;
+        assert_int_equal(store_obs_get(p->b.s, &o.id, &back), SAT_OK);
+        assert_memory_equal(&back.vitals, &o.vitals, sizeof o.vitals);
+        assert_int_equal(back.news2_score, 9);
+    }
+    /* A replay changes nothing. */
+    p->a.sent = 0;
+    r = copy_changes(p, &p->a, &p->b);
+    assert_int_equal(r.applied, 0);
+    assert_true(r.stale > 10);
+    assert_converged(p);
+    free(n);
+}
+
+static void test_concurrent_edit_is_a_conflict_on_both_sides(void **state)
+{
+    struct pair *p = *state;
+    struct store_id id = add_patient(&p->a, 33);
+    struct store_patient got_a;
+    struct store_patient got_b;
+    copy_changes(p, &p->a, &p->b);
+    /* Both nurses change the address while offline. */
+    sim_hal_advance_ms(p->a.sim, 1000);
+    sim_hal_advance_ms(p->b.sim, 2000);
+    set_address(&p->a, &id, "1 Heol Newydd");
+    set_address(&p->b, &id, "99 Ffordd Hir");
+    copy_changes(p, &p->a, &p->b);
+    copy_changes(p, &p->b, &p->a);
+    assert_int_equal(count_conflicts(&p->a), 1);
+    assert_int_equal(count_conflicts(&p->b), 1);
+    /* Both replicas keep the same winner: the later stamp (B's clock). */
+    assert_int_equal(store_patient_get(p->a.s, &id, &got_a), SAT_OK);
+    assert_int_equal(store_patient_get(p->b.s, &id, &got_b), SAT_OK);
+    assert_string_equal(got_a.address, "99 Ffordd Hir");
+    assert_string_equal(got_b.address, "99 Ffordd Hir");
+    assert_converged(p);
+}
+
+static void test_sequential_edit_is_not_a_conflict(void **state)
+{
+    struct pair *p = *state;
+    struct store_id id = add_patient(&p->a, 44);
+    struct store_patient got;
+    copy_changes(p, &p->a, &p->b);
+    set_address(&p->a, &id, "first move");
+    copy_changes(p, &p->a, &p->b);
+    /* B has seen A's edit, then edits the same field. */
+    set_address(&p->b, &id, "second move");
+    copy_changes(p, &p->b, &p->a);
+    assert_int_equal(count_conflicts(&p->a), 0);
+    assert_int_equal(count_conflicts(&p->b), 0);
+    assert_int_equal(store_patient_get(p->a.s, &id, &got), SAT_OK);
+    assert_string_equal(got.address, "second move");
+    assert_converged(p);
+}
+
+static void test_skewed_clock_still_orders_causally(void **state)
+{
+    struct pair *p = *state;
+    struct store_id id = add_patient(&p->a, 55);
+    struct store_patient got;
+    /* A's clock is a day fast; B's is right. B edits after seeing A. */
+    sim_hal_set_wall_ms(p->a.sim, FIXTURE_WALL_START_MS + 86400000);
+    set_address(&p->a, &id, "from the fast clock");
+    copy_changes(p, &p->a, &p->b);
+    copy_changes(p, &p->a, &p->b);
+    set_address(&p->b, &id, "later, slow clock");
+    copy_changes(p, &p->b, &p->a);
+    assert_int_equal(store_patient_get(p->a.s, &id, &got), SAT_OK);
+    assert_string_equal(got.address, "later, slow clock");
+    assert_int_equal(count_conflicts(&p->a), 0);
+    assert_converged(p);
+}
+
+static void test_tombstone_and_purge(void **state)
+{
+    struct pair *p = *state;
+    struct store_id keep = add_patient(&p->a, 66);
+    struct store_id gone = add_patient(&p->a, 77);
+    struct store_task t;
+    struct store_patient got;
+    struct store_apply_result r;
+    memset(&t, 0, sizeof t);
+    t.patient_id = gone;
+    snprintf(t.title, sizeof t.title, "phone GP");
+    assert_int_equal(store_task_add(p->a.s, &t), SAT_OK);
+    copy_changes(p, &p->a, &p->b);
+    assert_int_equal(store_delete(p->a.s, STORE_KIND_PATIENT, &keep), SAT_OK);
+    copy_changes(p, &p->a, &p->b);
+    assert_int_equal(store_patient_get(p->b.s, &keep, &got), SAT_OK);
+    assert_int_equal(got.deleted, 1);
+    /* The hub moves `gone` to another team: B purges it with its task. */
+    assert_int_equal(store_apply_remote(p->b.s, NULL, 0, &gone, 1, 42, &r), SAT_OK);
+    assert_int_equal(r.purged, 1);
+    assert_int_equal(store_patient_get(p->b.s, &gone, &got), SAT_ERR_STORE_UNKNOWN_ID);
+    assert_int_equal(store_task_get(p->b.s, &t.id, &(struct store_task){ 0 }),
+                     SAT_ERR_STORE_UNKNOWN_ID);
+    {
+        struct store_sync_state st;
+        assert_int_equal(store_sync_state(p->b.s, &st), SAT_OK);
+        assert_int_equal(st.pull_cursor, 42);
+    }
+}
+
+static void test_malformed_batch_applies_nothing(void **state)
+{
+    struct pair *p = *state;
+    struct store_apply_result r;
+    uint8_t before[32];
+    uint8_t after[32];
+    add_patient(&p->a, 88);
+    p->batch.n = 0;
+    assert_int_equal(store_changes(p->a.s, 0, 0, collect, &p->batch), SAT_OK);
+    assert_true(p->batch.n > 2);
+    p->batch.c[p->batch.n - 1].value_type = 9; /* no such value type */
+    assert_int_equal(store_content_hash(p->b.s, before), SAT_OK);
+    assert_int_equal(store_apply_remote(p->b.s, p->batch.c, p->batch.n, NULL, 0, 7, &r),
+                     SAT_ERR_STORE_INVALID);
+    assert_int_equal(store_content_hash(p->b.s, after), SAT_OK);
+    assert_memory_equal(before, after, sizeof before);
+    {
+        struct store_sync_state st;
+        assert_int_equal(store_sync_state(p->b.s, &st), SAT_OK);
+        assert_int_equal(st.pull_cursor, 0); /* the cursor did not move */
+    }
+}
+
+static void test_push_ack_never_goes_down(void **state)
+{
+    struct pair *p = *state;
+    struct store_sync_state st;
+    add_patient(&p->a, 99);
+    assert_int_equal(store_set_push_acked(p->a.s, 5), SAT_OK);
+    assert_int_equal(store_set_push_acked(p->a.s, 3), SAT_OK);
+    assert_int_equal(store_sync_state(p->a.s, &st), SAT_OK);
+    assert_int_equal(st.push_acked, 5);
+    assert_int_equal(st.last_seq, 7);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_records_replicate_and_converge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_edit_is_a_conflict_on_both_sides, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sequential_edit_is_not_a_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skewed_clock_still_orders_causally, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tombstone_and_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_batch_applies_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_ack_never_goes_down, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
