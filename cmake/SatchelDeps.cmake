@@ -76,3 +76,28 @@ if(SATCHEL_BUILD_TESTS)
   target_include_directories(satchel_cmocka INTERFACE ${CMOCKA_INCLUDE_DIR})
   target_link_libraries(satchel_cmocka INTERFACE ${CMOCKA_LIBRARY})
 endif()
+
+# SQLCipher (benchmark only) -------------------------------------------------
+# bench/bench_sqlcipher compares the store with SQLCipher. SQLCipher exports
+# the same symbols as SQLite, so only that one program links it, never
+# SQLite::SQLite3. Native builds only: the ARM cross build has no use for it.
+if(SATCHEL_BUILD_BENCH AND NOT CMAKE_CROSSCOMPILING)
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(SQLCIPHER QUIET IMPORTED_TARGET sqlcipher)
+  endif()
+  add_library(satchel_sqlcipher INTERFACE)
+  if(SQLCIPHER_FOUND)
+    # pkg-config points into include/sqlcipher; the code says <sqlcipher/sqlite3.h>.
+    target_include_directories(satchel_sqlcipher INTERFACE ${SQLCIPHER_INCLUDEDIR})
+    target_link_libraries(satchel_sqlcipher INTERFACE PkgConfig::SQLCIPHER)
+  else()
+    find_path(SQLCIPHER_INCLUDE_DIR sqlcipher/sqlite3.h)
+    find_library(SQLCIPHER_LIBRARY sqlcipher)
+    if(NOT SQLCIPHER_INCLUDE_DIR OR NOT SQLCIPHER_LIBRARY)
+      satchel_missing("SQLCipher (sqlcipher/sqlite3.h, libsqlcipher)" "libsqlcipher-dev")
+    endif()
+    target_include_directories(satchel_sqlcipher INTERFACE ${SQLCIPHER_INCLUDE_DIR})
+    target_link_libraries(satchel_sqlcipher INTERFACE ${SQLCIPHER_LIBRARY})
+  endif()
+endif()

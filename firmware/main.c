@@ -24,7 +24,10 @@
 #include "keys.h"
 #include "pin_prompt.h"
 #include "sat_proto.h"
+#include "pki.h"
 #include "store.h"
+#include "sync_glue.h"
+#include "tls.h"
 
 enum exit_code {
     EXIT_OK = 0,
@@ -33,7 +36,8 @@ enum exit_code {
     EXIT_PIN = 3,
     EXIT_INVALID = 4,
     EXIT_NOT_FOUND = 5,
-    EXIT_DAMAGED = 6
+    EXIT_DAMAGED = 6,
+    EXIT_REVOKED = 7
 };
 
 static const char usage_text[] =
@@ -76,12 +80,18 @@ static const char usage_text[] =
     "  task add PATIENT --title TEXT [--due YYYY-MM-DD[THH:MM]]\n"
     "  task done TASK\n"
     "  export --json [--patient ID]  the caseload (or one patient) as JSON\n"
+    "  sync --hub HOST:PORT [--timeout SECONDS]\n"
+    "                        one sync session with the hub over mutual TLS: push\n"
+    "                        this device's changes, pull the team's; prints what\n"
+    "                        moved (needs 'satchelctl device provision' first)\n"
+    "  conflicts             concurrent edits kept for a person to review\n"
     "  info                  the device: data directory, files, boot slot, battery\n"
     "\n"
     "Commands that create a record print its id on the first line.\n"
     "Exit status: 0 success, 1 the command failed, 2 usage error, 3 PIN refused\n"
     "(wrong, locked out, erased, or no PIN set), 4 invalid record data (nothing\n"
-    "was written), 5 no such record, 6 stored data damaged or tampered with.\n";
+    "was written), 5 no such record, 6 stored data damaged or tampered with,\n"
+    "7 the hub revoked this device (its records and keys were wiped).\n";
 
 struct app {
     const char *data_dir;
@@ -112,6 +122,7 @@ static int exit_for(int err)
     case SAT_ERR_STORE_UNKNOWN_ID: return EXIT_NOT_FOUND;
     case SAT_ERR_STORE_CORRUPT:
     case SAT_ERR_KEYS_CORRUPT: return EXIT_DAMAGED;
+    case SAT_ERR_SYNC_REVOKED: return EXIT_REVOKED;
     default: return EXIT_FAIL;
     }
 }
@@ -1227,6 +1238,243 @@ static int cmd_export(struct app *a, int argc, char **argv)
     return rc;
 }
 
+/* ---- sync --------------------------------------------------------------- */
+
+#define SYNC_TIMEOUT_S_DEFAULT 120
+
+struct device_ident {
+    uint8_t id[SYNC_DEVICE_ID_BYTES];
+    char hex[2 * SYNC_DEVICE_ID_BYTES + 1];
+};
+
+/* device.conf: "device_id=<32 hex>" (written by satchelctl device provision). */
+static int read_device_conf(struct app *a, struct device_ident *d)
+{
+    char text[512];
+    const char *p;
+    int ret = pki_file_read(&a->hal, "device.conf", text, sizeof text, NULL);
+    if (ret != SAT_OK) {
+        fprintf(stderr, "satchel: this device is not provisioned (no device.conf in %s): "
+                        "run 'satchelctl device provision' first\n", a->data_dir);
+        return EXIT_FAIL;
+    }
+    p = strstr(text, "device_id=");
+    if (!p || sscanf(p, "device_id=%32[0-9a-f]", d->hex) != 1 || strlen(d->hex) != 32) {
+        fprintf(stderr, "satchel: device.conf in %s has no valid device_id\n", a->data_dir);
+        return EXIT_FAIL;
+    }
+    for (int i = 0; i < SYNC_DEVICE_ID_BYTES; i++) {
+        unsigned v = 0;
+        sscanf(d->hex + 2 * i, "%2x", &v);
+        d->id[i] = (uint8_t)v;
+    }
+    return EXIT_OK;
+}
+
+static int tls_io_send(void *arg, const void *buf, size_t len, size_t *sent)
+{
+    return tls_conn_send(arg, buf, len, sent);
+}
+
+static int tls_io_recv(void *arg, void *buf, size_t len, size_t *got)
+{
+    int ret = tls_conn_recv(arg, buf, len, got);
+    return ret == SAT_ERR_TLS_CLOSED ? SAT_ERR_CLOSED : ret;
+}
+
+/* Waits (bounded) until the socket is ready for what the TLS layer or the
+ * session wants; SAT_ERR_TIMEOUT once the deadline has passed. */
+static int wait_for(struct app *a, hal_sock *sock, struct tls_conn *tls, unsigned want,
+                    uint64_t deadline_ms)
+{
+    unsigned ready = 0;
+    uint64_t now = hal_clock_monotonic_ms(&a->hal);
+    if (tls && tls_conn_pending(tls))
+        return SAT_OK;
+    if (now >= deadline_ms)
+        return SAT_ERR_TIMEOUT;
+    hal_net_wait(&a->hal, &sock, &want, &ready, 1,
+                 (uint32_t)(deadline_ms - now < 1000 ? deadline_ms - now : 1000));
+    return SAT_OK;
+}
+
+static int split_host_port(const char *spec, char *host, size_t cap, uint16_t *port)
+{
+    const char *colon = strrchr(spec, ':');
+    char *end = NULL;
+    long p;
+    if (!colon || colon == spec || (size_t)(colon - spec) >= cap)
+        return -1;
+    p = strtol(colon + 1, &end, 10);
+    if (*end || p < 1 || p > 65535)
+        return -1;
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int cmd_sync(struct app *a, int argc, char **argv)
+{
+    static const struct option opts[] = { { "hub", required_argument, NULL, 'H' },
+                                          { "timeout", required_argument, NULL, 't' },
+                                          { NULL, 0, NULL, 0 } };
+    const char *hub = NULL;
+    int timeout_s = SYNC_TIMEOUT_S_DEFAULT;
+    char host[256];
+    uint16_t port = 0;
+    struct device_ident ident;
+    struct sync_glue glue;
+    struct sync_replica replica;
+    struct sync_device *sd = NULL;
+    struct tls_config *cfg = NULL;
+    struct tls_conn *tls = NULL;
+    hal_sock *sock = NULL;
+    char *pem[3] = { NULL, NULL, NULL };
+    static const char *const pem_names[3] = { "ca.crt", "device.crt", "device.key" };
+    uint64_t deadline;
+    int c;
+    int rc;
+    int ret;
+    reset_getopt();
+    while ((c = next_opt(argc, argv, opts)) != -1) {
+        if (c == '?')
+            return EXIT_USAGE;
+        if (c == 'H')
+            hub = optarg;
+        else if (parse_int(optarg, "--timeout", &timeout_s) != EXIT_OK || timeout_s < 1)
+            return usage_error("--timeout must be a number of seconds, not '%s'", optarg);
+    }
+    if (optind != argc)
+        return usage_error("'sync' takes no argument '%s'", argv[optind]);
+    if (!hub)
+        return usage_error("'sync' needs --hub HOST:PORT%s", "");
+    if (split_host_port(hub, host, sizeof host, &port) != 0)
+        return usage_error("--hub wants HOST:PORT, not '%s'", hub);
+    rc = open_hal(a);
+    if (rc == EXIT_OK)
+        rc = read_device_conf(a, &ident);
+    for (int i = 0; rc == EXIT_OK && i < 3; i++) {
+        pem[i] = calloc(1, PKI_FILE_BYTES_MAX + 1);
+        ret = pem[i] ? pki_file_read(&a->hal, pem_names[i], pem[i], PKI_FILE_BYTES_MAX + 1, NULL)
+                     : SAT_ERR_NO_MEMORY;
+        if (ret != SAT_OK) {
+            fprintf(stderr, "satchel: cannot read %s in %s: %s (provision the device first)\n",
+                    pem_names[i], a->data_dir, sat_strerror(ret));
+            rc = EXIT_FAIL;
+        }
+    }
+    if (rc == EXIT_OK)
+        rc = unlock(a);
+    if (rc == EXIT_OK && (ret = store_open(&a->hal, &a->keys, &a->store)) != SAT_OK) {
+        fprintf(stderr, "satchel: cannot open the caseload: %s\n", sat_strerror(ret));
+        rc = exit_for(ret);
+    }
+    if (rc == EXIT_OK && (ret = tls_config_client(&cfg, &a->hal, pem[0], pem[1], pem[2])) != SAT_OK) {
+        fprintf(stderr, "satchel: bad device certificate or key: %s\n", sat_strerror(ret));
+        rc = EXIT_FAIL;
+    }
+    if (pem[2])
+        memset(pem[2], 0, PKI_FILE_BYTES_MAX + 1);
+    for (int i = 0; i < 3; i++)
+        free(pem[i]);
+    if (rc != EXIT_OK)
+        goto exit;
+
+    deadline = hal_clock_monotonic_ms(&a->hal) + (uint64_t)timeout_s * 1000u;
+    ret = hal_net_connect(&a->hal, host, port, &sock);
+    if (ret == SAT_OK)
+        ret = tls_conn_new(&tls, cfg, sock, NULL);
+    while (ret == SAT_OK && (ret = tls_conn_handshake(tls)) == SAT_ERR_WOULD_BLOCK)
+        ret = wait_for(a, sock, tls, tls_conn_wants(tls), deadline);
+    if (ret != SAT_OK) {
+        fprintf(stderr, "satchel: cannot reach the hub at %s: %s\n", hub, sat_strerror(ret));
+        rc = ret == SAT_ERR_TLS_REVOKED ? EXIT_REVOKED : EXIT_FAIL;
+        goto exit;
+    }
+    sd = malloc(sizeof *sd);
+    if (!sd) {
+        rc = EXIT_FAIL;
+        goto exit;
+    }
+    glue.hal = &a->hal;
+    glue.keys = &a->keys;
+    glue.store = &a->store;
+    sync_glue_replica(&glue, &replica);
+    {
+        struct frame_io io = { tls_io_send, tls_io_recv, tls };
+        sync_device_init(sd, &io, &replica, ident.id, SATCHEL_VERSION);
+    }
+    while ((ret = sync_device_step(sd)) == SAT_ERR_WOULD_BLOCK) {
+        unsigned want = sync_device_wants_read(sd) ? HAL_NET_READABLE : HAL_NET_WRITABLE;
+        if (tls_conn_wants(tls))
+            want = tls_conn_wants(tls);
+        if (wait_for(a, sock, tls, want, deadline) == SAT_ERR_TIMEOUT) {
+            ret = SAT_ERR_TIMEOUT;
+            snprintf(sd->errmsg, sizeof sd->errmsg, "the hub did not answer in %d s", timeout_s);
+            break;
+        }
+    }
+    if (ret == SAT_OK) {
+        int64_t skew = hal_clock_wall_ms(&a->hal) - sd->stats.hub_time_ms;
+        printf("synced with %s: pushed %llu, pulled %llu, purged %llu, conflicts %llu\n", hub,
+               (unsigned long long)sd->stats.pushed, (unsigned long long)sd->stats.pulled,
+               (unsigned long long)sd->stats.purged, (unsigned long long)sd->stats.conflicts);
+        printf("bytes: %llu out, %llu in; round trips: %llu; TLS %s%s\n",
+               (unsigned long long)sd->stats.bytes_out, (unsigned long long)sd->stats.bytes_in,
+               (unsigned long long)sd->stats.round_trips, tls_conn_suite(tls),
+               tls_conn_resumed(tls) ? " (resumed)" : "");
+        if (skew > 300000 || skew < -300000)
+            fprintf(stderr, "satchel: warning: this device's clock is %lld s %s the hub's\n",
+                    (long long)((skew < 0 ? -skew : skew) / 1000), skew < 0 ? "behind" : "ahead of");
+        tls_conn_close_notify(tls);
+    } else if (ret == SAT_ERR_SYNC_REVOKED) {
+        fprintf(stderr, "satchel: %s\n", sd->errmsg);
+        rc = EXIT_REVOKED;
+    } else {
+        fprintf(stderr, "satchel: sync failed: %s\n", sd->errmsg[0] ? sd->errmsg : sat_strerror(ret));
+        rc = exit_for(ret);
+    }
+exit:
+    free(sd);
+    tls_conn_free(tls);
+    if (sock)
+        hal_net_close(&a->hal, sock);
+    tls_config_free(cfg);
+    return rc;
+}
+
+static int print_conflict(void *arg, const struct store_conflict *c)
+{
+    static const char *const kinds[] = { "?", "patient", "visit", "observation", "note", "task" };
+    char rec[STORE_ID_HEX_BYTES];
+    char kept[STORE_ID_HEX_BYTES];
+    char lost[STORE_ID_HEX_BYTES];
+    char t[32];
+    (void)arg;
+    store_id_to_hex(&c->record_id, rec);
+    store_id_to_hex(&c->kept_origin, kept);
+    store_id_to_hex(&c->lost_origin, lost);
+    format_time(c->detected_ms, t);
+    printf("%s %s %.8s field %u: kept \"%s\" (device %.8s), other \"%s\" (device %.8s)\n", t,
+           kinds[(int)c->kind >= 1 && (int)c->kind <= 5 ? (int)c->kind : 0], rec,
+           (unsigned)c->field, c->kept ? c->kept : "", kept, c->lost ? c->lost : "", lost);
+    return 0;
+}
+
+static int cmd_conflicts(struct app *a, int argc, char **argv)
+{
+    int rc;
+    int ret;
+    if (argc != 1)
+        return usage_error("'conflicts' takes no argument '%s'", argv[1]);
+    rc = open_store(a);
+    if (rc != EXIT_OK)
+        return rc;
+    ret = store_conflicts(a->store, print_conflict, NULL);
+    return ret == SAT_OK ? EXIT_OK : store_failed(a, ret);
+}
+
 /* ---- info --------------------------------------------------------------- */
 
 struct info_count {
@@ -1291,7 +1539,8 @@ static const struct command commands[] = {
     { "enrol", cmd_enrol },   { "unlock", cmd_unlock }, { "lock", cmd_lock },
     { "change-pin", cmd_change_pin }, { "recover", cmd_recover }, { "patient", cmd_patient }, { "visit", cmd_visit },
     { "obs", cmd_obs },       { "note", cmd_note },     { "task", cmd_task },
-    { "export", cmd_export }, { "info", cmd_info },
+    { "export", cmd_export }, { "info", cmd_info },     { "sync", cmd_sync },
+    { "conflicts", cmd_conflicts },
 };
 
 int main(int argc, char **argv)

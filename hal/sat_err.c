@@ -41,6 +41,29 @@ const char *sat_strerror(int err)
     case SAT_ERR_STORE_SQL: return "internal database error";
     case SAT_ERR_STORE_INVALID: return "malformed value";
     case SAT_ERR_STORE_NOT_ALLOWED: return "not allowed in the record's current state";
+    case SAT_ERR_SYNC_PROTOCOL: return "the other side broke the sync protocol";
+    case SAT_ERR_SYNC_PEER: return "the other side reported an error";
+    case SAT_ERR_SYNC_REVOKED: return "the hub revoked this device: its records were wiped";
+    case SAT_ERR_SYNC_VERSION: return "device and hub have no sync protocol version in common: update the firmware";
+    case SAT_ERR_TLS_HANDSHAKE: return "secure connection set-up failed (the other side refused or the link broke)";
+    case SAT_ERR_TLS_BAD_CERT: return "certificate not issued by the fleet CA (or its signature or use is wrong)";
+    case SAT_ERR_TLS_EXPIRED: return "certificate expired or not yet valid (check the device clock, or reissue it)";
+    case SAT_ERR_TLS_NO_CERT: return "the other side sent no certificate (is the device provisioned?)";
+    case SAT_ERR_TLS_REVOKED: return "the device certificate has been revoked by the fleet manager";
+    case SAT_ERR_TLS_VERSION: return "the other side does not speak TLS 1.2 with an ECDHE-ECDSA AES-GCM suite";
+    case SAT_ERR_TLS_CLOSED: return "secure connection closed by the other side";
+    case SAT_ERR_TLS_CONFIG: return "bad certificate or key file (not PEM, wrong kind, or key does not match)";
+    case SAT_ERR_TLS_CRYPTO: return "cryptographic operation failed";
+    case SAT_ERR_TLS_BAD_RECORD: return "received data failed authentication (link tampered with?)";
+    case SAT_ERR_HUB_UNKNOWN_DEVICE: return "device not registered with the hub: provision it first";
+    case SAT_ERR_HUB_REVOKED: return "the device is revoked: it must wipe itself";
+    case SAT_ERR_HUB_OUT_OF_SCOPE: return "change to a record outside the device's team caseload: nothing from the batch was stored";
+    case SAT_ERR_HUB_OUT_OF_ORDER: return "push batch leaves a gap after the acknowledged sequence: resend from the acknowledged sequence";
+    case SAT_ERR_HUB_STORAGE: return "the hub's database failed (see the hub log; restore from a backup if damaged)";
+    case SAT_ERR_HUB_NOT_ORIGIN: return "a pushed change names another device as its writer";
+    case SAT_ERR_HUB_BAD_CHANGE: return "malformed change (kind, value or patient id)";
+    case SAT_ERR_HUB_UNKNOWN_RECORD: return "no such patient at the hub";
+    case SAT_ERR_HUB_BAD_CURSOR: return "pull cursor is beyond the hub's last sequence (hub restored from an older backup?)";
     default: return "unknown error";
     }
 }

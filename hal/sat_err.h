@@ -8,6 +8,8 @@
  *   -0x200 .. -0x2FF  keys (PIN, device key, lockout)
  *   -0x300 .. -0x3FF  store (records, encrypted database)
  *   -0x400 .. -0x4FF  sync
+ *   -0x500 .. -0x5FF  TLS (sync/tls.c, sync/pki.c)
+ *   -0x600 .. -0x6FF  hub (sync/hub: device standing, scope, storage)
  * Codes are never renumbered: they reach logs, exit statuses and the hub.
  */
 #ifndef SATCHEL_SAT_ERR_H
@@ -58,7 +60,36 @@ enum sat_err {
     SAT_ERR_STORE_UNKNOWN_ID = -0x306,   /* no record with that id */
     SAT_ERR_STORE_SQL = -0x307,          /* internal database error */
     SAT_ERR_STORE_INVALID = -0x308,      /* malformed value (date, id...) */
-    SAT_ERR_STORE_NOT_ALLOWED = -0x309   /* not allowed in this state */
+    SAT_ERR_STORE_NOT_ALLOWED = -0x309,  /* not allowed in this state */
+
+    /* sync */
+    SAT_ERR_SYNC_PROTOCOL = -0x401,  /* the peer broke the protocol */
+    SAT_ERR_SYNC_PEER = -0x402,      /* the peer sent an Error message */
+    SAT_ERR_SYNC_REVOKED = -0x403,   /* the hub revoked this device: wiped */
+    SAT_ERR_SYNC_VERSION = -0x404,   /* no protocol version in common */
+
+    /* TLS */
+    SAT_ERR_TLS_HANDSHAKE = -0x501, /* handshake failed (bad message, peer's alert) */
+    SAT_ERR_TLS_BAD_CERT = -0x502,  /* peer certificate not from our CA, bad signature or use */
+    SAT_ERR_TLS_EXPIRED = -0x503,   /* peer certificate expired or not yet valid (HAL clock) */
+    SAT_ERR_TLS_NO_CERT = -0x504,   /* the peer sent no certificate */
+    SAT_ERR_TLS_REVOKED = -0x505,   /* the peer's certificate (device) is revoked */
+    SAT_ERR_TLS_VERSION = -0x506,   /* peer below TLS 1.2 or no common cipher suite */
+    SAT_ERR_TLS_CLOSED = -0x507,    /* the peer closed the TLS session (close_notify) */
+    SAT_ERR_TLS_CONFIG = -0x508,    /* bad PEM certificate or key, or they do not match */
+    SAT_ERR_TLS_CRYPTO = -0x509,    /* the crypto library failed internally */
+    SAT_ERR_TLS_BAD_RECORD = -0x50A, /* a record failed authentication (link tampered with?) */
+
+    /* hub */
+    SAT_ERR_HUB_UNKNOWN_DEVICE = -0x601, /* device id not registered with the hub */
+    SAT_ERR_HUB_REVOKED = -0x602,        /* the device is revoked: it must wipe */
+    SAT_ERR_HUB_OUT_OF_SCOPE = -0x603,   /* a change to a record outside its caseload */
+    SAT_ERR_HUB_OUT_OF_ORDER = -0x604,   /* push leaves a gap after the acked sequence */
+    SAT_ERR_HUB_STORAGE = -0x605,        /* the hub's database failed or is damaged */
+    SAT_ERR_HUB_NOT_ORIGIN = -0x606,     /* a pushed change names another device as writer */
+    SAT_ERR_HUB_BAD_CHANGE = -0x607,     /* malformed change (kind, value, patient id) */
+    SAT_ERR_HUB_UNKNOWN_RECORD = -0x608, /* no such patient at the hub */
+    SAT_ERR_HUB_BAD_CURSOR = -0x609      /* pull cursor beyond the hub's last sequence */
 };
 
 /* One line of English for a code; never NULL (unknown codes included). */

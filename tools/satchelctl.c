@@ -1,22 +1,45 @@
 /*
  * satchelctl.c - the fleet manager's tool. So far: the fleet recovery key,
  * which lets a fleet manager reopen a tablet whose nurse forgot her PIN
- * without losing the records that have not reached the hub yet.
+ * without losing the records that have not reached the hub yet; and the
+ * fleet's certificates (sync/pki.h): the fleet CA, the hub's certificate and
+ * each tablet's identity for mutual TLS.
  *
  * Exit status: 0 success, 1 the command failed, 2 usage error.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hal_posix.h"
 #include "keys.h"
+#include "pki.h"
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 #define PUB_FILE "recovery.pub"
 #define KEY_FILE "recovery.key"
+
+#define CA_CRT_FILE "ca.crt"
+#define CA_KEY_FILE "ca.key"
+#define HUB_CRT_FILE "hub.crt"
+#define HUB_KEY_FILE "hub.key"
+#define DEVICE_CRT_FILE "device.crt"
+#define DEVICE_KEY_FILE "device.key"
+#define DEVICE_CONF_FILE "device.conf"
+#define DEFAULT_CA_NAME "Satchel fleet CA"
+#define DEFAULT_HUB_NAME "satchel-hub"
+#define DAY_S 86400LL
+#define CA_VALID_S ((20LL * 365 + 5) * DAY_S)  /* 20 years */
+#define CERT_VALID_S ((5LL * 365 + 1) * DAY_S) /* 5 years */
+/* Certificates start a day early: a tablet's clock may run behind. */
+#define NOT_BEFORE_SLACK_S DAY_S
+#define DEVICE_ID_BYTES 16
+#define TEAM_BYTES_MAX 64
+#define DEVICE_CONF_BYTES_MAX 160
 
 static const char usage_text[] =
     "Usage: satchelctl COMMAND [ARGS]\n"
@@ -31,6 +54,24 @@ static const char usage_text[] =
     "        DIR/recovery.key (secret: keep it offline; it opens every tablet's\n"
     "        data key with: satchel recover --recovery-key FILE). Existing\n"
     "        files are never overwritten.\n"
+    "  ca init --dir CADIR [--name NAME]\n"
+    "        make the fleet CA (valid 20 years): CADIR/ca.crt (give it to the\n"
+    "        hub and every tablet) and CADIR/ca.key (secret: keep it offline; it\n"
+    "        signs the hub's and the tablets' certificates). NAME is the CA's\n"
+    "        name (default \"" DEFAULT_CA_NAME "\"). Never overwrites.\n"
+    "  hub-cert --ca CADIR --out HUBDIR [--name HOST]\n"
+    "        issue the hub's certificate (valid 5 years; HOST defaults to\n"
+    "        " DEFAULT_HUB_NAME "): writes HUBDIR/hub.crt, HUBDIR/hub.key (secret)\n"
+    "        and HUBDIR/ca.crt, the files satchel-hub reads. Never overwrites.\n"
+    "  device provision --ca CADIR --data DEVICEDIR --team TEAM [--id HEX32]\n"
+    "        give a tablet its identity: a device id (16 random bytes as 32 hex\n"
+    "        digits, unless --id gives one) and, in its data directory,\n"
+    "        device.crt (the id as its name; valid 5 years), device.key\n"
+    "        (secret), ca.crt and device.conf (device_id=..., team=TEAM).\n"
+    "        Refuses a tablet that already has a device.crt. Prints the id.\n"
+    "\n"
+    "Names (NAME, HOST) and TEAM are 1 to 64 letters, digits, spaces, '.',\n"
+    "'_' or '-'. The ca, hub-cert and device commands also take --help.\n"
     "\n"
     "Exit status: 0 success, 1 the command failed, 2 usage error.\n";
 
@@ -38,6 +79,18 @@ static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "satchelctl: ");
     fprintf(stderr, msg, arg);
+    fprintf(stderr, " (try --help)\n");
+    return EXIT_USAGE;
+}
+
+static int usage_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_errorf(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "satchelctl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, " (try --help)\n");
     return EXIT_USAGE;
 }
@@ -121,6 +174,399 @@ static int cmd_recovery_key(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- certificates ---------------------------------------------------------- */
+
+/* What parse_options found: run the command, or exit with a status. */
+#define OPTIONS_OK (-1)
+
+/* Parses the options of a command whose words (e.g. "ca init") are the
+ * first `words` entries of argv. opts[i].val must be i; values[i] gets the
+ * argument of opts[i]. --help prints the usage. Returns OPTIONS_OK, or an
+ * exit status (EXIT_OK after --help, EXIT_USAGE after a message). */
+static int parse_options(int argc, char **argv, int words, const struct option *opts,
+                         const char **values, const char *cmd)
+{
+    int c;
+    argc -= words - 1;
+    argv += words - 1;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == ':')
+            return usage_errorf("option '%s' needs an argument", argv[optind - 1]);
+        if (c == '?')
+            return usage_errorf("unknown option '%s'", argv[optind - 1]);
+        if (strcmp(opts[c].name, "help") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        values[c] = optarg;
+    }
+    if (optind != argc)
+        return usage_errorf("'%s' takes no argument '%s'", cmd, argv[optind]);
+    return OPTIONS_OK;
+}
+
+static int open_dir_hal(struct hal *h, const char *dir)
+{
+    int ret = hal_posix_open(h, dir);
+    if (ret != SAT_OK)
+        fprintf(stderr, "satchelctl: cannot open or create '%s': %s\n", dir, sat_strerror(ret));
+    return ret;
+}
+
+static int file_exists(const struct hal *h, const char *name)
+{
+    hal_file *f = NULL;
+    if (hal_storage_open(h, name, 0, &f) != SAT_OK)
+        return 0;
+    hal_storage_close(h, f);
+    return 1;
+}
+
+/* A random certificate serial number: 63 bits, never 0. */
+static int random_serial(const struct hal *h, uint64_t *serial)
+{
+    uint8_t b[8];
+    uint64_t v = 0;
+    int ret = hal_entropy_fill(h, b, sizeof b);
+    if (ret != SAT_OK)
+        return ret;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    v &= UINT64_MAX >> 1;
+    *serial = v != 0 ? v : 1;
+    return SAT_OK;
+}
+
+/* The fleet CA read from CADIR: certificate and (secret) key. */
+struct ca_files {
+    char crt[PKI_FILE_BYTES_MAX + 1];
+    char key[PKI_FILE_BYTES_MAX + 1];
+};
+
+static int ca_load(const char *dir, struct ca_files *ca)
+{
+    struct hal h;
+    int ret = open_dir_hal(&h, dir);
+    if (ret != SAT_OK)
+        return ret;
+    ret = pki_file_read(&h, CA_CRT_FILE, ca->crt, sizeof ca->crt, NULL);
+    if (ret == SAT_OK)
+        ret = pki_file_read(&h, CA_KEY_FILE, ca->key, sizeof ca->key, NULL);
+    hal_posix_close(&h);
+    if (ret == SAT_ERR_NOT_FOUND)
+        fprintf(stderr, "satchelctl: no fleet CA in '%s' (make one with: satchelctl ca init --dir %s)\n",
+                dir, dir);
+    else if (ret != SAT_OK)
+        fprintf(stderr, "satchelctl: cannot read the fleet CA in '%s': %s\n", dir,
+                sat_strerror(ret));
+    return ret;
+}
+
+/* Makes a key and a certificate for cn signed by the CA. */
+static int issue(const struct hal *h, const struct ca_files *ca, const char *cn,
+                 enum pki_usage usage, char key[PKI_PEM_BYTES_MAX], char crt[PKI_PEM_BYTES_MAX])
+{
+    int64_t now_s = hal_clock_wall_ms(h) / 1000;
+    uint64_t serial = 0;
+    int ret = random_serial(h, &serial);
+    if (ret == SAT_OK)
+        ret = pki_key_generate(h, key, PKI_PEM_BYTES_MAX);
+    if (ret == SAT_OK)
+        ret = pki_cert_issue(h, ca->crt, ca->key, key, cn, usage, serial,
+                             now_s - NOT_BEFORE_SLACK_S, now_s + CERT_VALID_S, crt,
+                             PKI_PEM_BYTES_MAX);
+    return ret;
+}
+
+/* Writes files[i] = texts[i] as new files, in order; on a failure deletes
+ * the ones it wrote. Returns SAT_OK or the first error. */
+static int write_all_new(const struct hal *h, const char *const *files, const char *const *texts,
+                         int n)
+{
+    int ret = SAT_OK;
+    int done = 0;
+    while (done < n && (ret = pki_file_write_new(h, files[done], texts[done])) == SAT_OK)
+        done++;
+    if (ret != SAT_OK)
+        while (done-- > 0)
+            hal_storage_delete(h, files[done]);
+    return ret;
+}
+
+/* The first of files that exists, or NULL. */
+static const char *first_existing(const struct hal *h, const char *const *files, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (file_exists(h, files[i]))
+            return files[i];
+    return NULL;
+}
+
+static int cmd_ca(int argc, char **argv)
+{
+    static const struct option opts[] = { { "dir", required_argument, NULL, 0 },
+                                          { "name", required_argument, NULL, 1 },
+                                          { "help", no_argument, NULL, 2 },
+                                          { NULL, 0, NULL, 0 } };
+    static const char *const files[2] = { CA_KEY_FILE, CA_CRT_FILE };
+    const char *values[3] = { NULL, DEFAULT_CA_NAME, NULL };
+    char *key = NULL;
+    char *crt = NULL;
+    const char *existing;
+    struct hal h;
+    int64_t now_s;
+    uint64_t serial = 0;
+    int ret;
+    if (argc < 2 || strcmp(argv[1], "init") != 0)
+        return usage_error("unknown ca command '%s' (init)", argc > 1 ? argv[1] : "");
+    ret = parse_options(argc, argv, 2, opts, values, "ca init");
+    if (ret != OPTIONS_OK)
+        return ret;
+    if (!values[0])
+        return usage_error("'ca init' needs --dir CADIR%s", "");
+    if (!pki_cn_valid(values[1]))
+        return usage_error("bad --name '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
+                           values[1]);
+    if (open_dir_hal(&h, values[0]) != SAT_OK)
+        return EXIT_FAIL;
+    existing = first_existing(&h, files, 2);
+    key = calloc(1, PKI_PEM_BYTES_MAX);
+    crt = calloc(1, PKI_PEM_BYTES_MAX);
+    if (existing) {
+        ret = SAT_ERR_EXISTS;
+    } else if (!key || !crt) {
+        ret = SAT_ERR_NO_MEMORY;
+    } else {
+        now_s = hal_clock_wall_ms(&h) / 1000;
+        ret = random_serial(&h, &serial);
+        if (ret == SAT_OK)
+            ret = pki_key_generate(&h, key, PKI_PEM_BYTES_MAX);
+        if (ret == SAT_OK)
+            ret = pki_ca_self_sign(&h, key, values[1], serial, now_s - NOT_BEFORE_SLACK_S,
+                                   now_s + CA_VALID_S, crt, PKI_PEM_BYTES_MAX);
+        if (ret == SAT_OK) {
+            const char *texts[2] = { key, crt };
+            ret = write_all_new(&h, files, texts, 2);
+        }
+    }
+    if (key)
+        memset(key, 0, PKI_PEM_BYTES_MAX);
+    free(key);
+    free(crt);
+    hal_posix_close(&h);
+    if (ret == SAT_ERR_EXISTS) {
+        fprintf(stderr, "satchelctl: %s already holds a fleet CA (%s): not overwriting it\n",
+                values[0], existing ? existing : "ca.*");
+        return EXIT_FAIL;
+    }
+    if (ret != SAT_OK) {
+        fprintf(stderr, "satchelctl: cannot make the fleet CA: %s\n", sat_strerror(ret));
+        return EXIT_FAIL;
+    }
+    printf("%s/%s: give to the hub and every tablet\n%s/%s: secret; keep offline\n", values[0],
+           CA_CRT_FILE, values[0], CA_KEY_FILE);
+    return EXIT_OK;
+}
+
+static int cmd_hub_cert(int argc, char **argv)
+{
+    static const struct option opts[] = { { "ca", required_argument, NULL, 0 },
+                                          { "out", required_argument, NULL, 1 },
+                                          { "name", required_argument, NULL, 2 },
+                                          { "help", no_argument, NULL, 3 },
+                                          { NULL, 0, NULL, 0 } };
+    static const char *const files[3] = { HUB_KEY_FILE, CA_CRT_FILE, HUB_CRT_FILE };
+    const char *values[4] = { NULL, NULL, DEFAULT_HUB_NAME, NULL };
+    struct ca_files *ca = NULL;
+    char *key = NULL;
+    char *crt = NULL;
+    const char *existing;
+    struct hal h;
+    int ret = parse_options(argc, argv, 1, opts, values, "hub-cert");
+    if (ret != OPTIONS_OK)
+        return ret;
+    if (!values[0] || !values[1])
+        return usage_error("'hub-cert' needs --ca CADIR and --out HUBDIR%s", "");
+    if (!pki_cn_valid(values[2]))
+        return usage_error("bad --name '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
+                           values[2]);
+    ca = calloc(1, sizeof *ca);
+    if (!ca) {
+        fprintf(stderr, "satchelctl: %s\n", sat_strerror(SAT_ERR_NO_MEMORY));
+        return EXIT_FAIL;
+    }
+    if (ca_load(values[0], ca) != SAT_OK) {
+        free(ca);
+        return EXIT_FAIL;
+    }
+    if (open_dir_hal(&h, values[1]) != SAT_OK) {
+        memset(ca, 0, sizeof *ca);
+        free(ca);
+        return EXIT_FAIL;
+    }
+    existing = first_existing(&h, files, 3);
+    key = calloc(1, PKI_PEM_BYTES_MAX);
+    crt = calloc(1, PKI_PEM_BYTES_MAX);
+    if (existing) {
+        ret = SAT_ERR_EXISTS;
+    } else if (!key || !crt) {
+        ret = SAT_ERR_NO_MEMORY;
+    } else {
+        ret = issue(&h, ca, values[2], PKI_USAGE_SERVER, key, crt);
+        if (ret == SAT_OK) {
+            const char *texts[3] = { key, ca->crt, crt };
+            ret = write_all_new(&h, files, texts, 3);
+        }
+    }
+    if (key)
+        memset(key, 0, PKI_PEM_BYTES_MAX);
+    memset(ca, 0, sizeof *ca);
+    free(key);
+    free(crt);
+    free(ca);
+    hal_posix_close(&h);
+    if (ret == SAT_ERR_EXISTS) {
+        fprintf(stderr, "satchelctl: %s already holds %s: not overwriting it\n", values[1],
+                existing ? existing : "hub files");
+        return EXIT_FAIL;
+    }
+    if (ret != SAT_OK) {
+        fprintf(stderr, "satchelctl: cannot issue the hub certificate: %s\n", sat_strerror(ret));
+        return EXIT_FAIL;
+    }
+    printf("%s/%s, %s/%s (secret), %s/%s: for satchel-hub --data %s\n", values[1], HUB_CRT_FILE,
+           values[1], HUB_KEY_FILE, values[1], CA_CRT_FILE, values[1]);
+    return EXIT_OK;
+}
+
+/* A device id given with --id: 32 hex digits, stored lower-case. */
+static int device_id_parse(const char *text, char out[2 * DEVICE_ID_BYTES + 1])
+{
+    size_t n = strlen(text);
+    if (n != 2 * DEVICE_ID_BYTES)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+static int device_id_random(const struct hal *h, char out[2 * DEVICE_ID_BYTES + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t id[DEVICE_ID_BYTES];
+    int ret = hal_entropy_fill(h, id, sizeof id);
+    if (ret != SAT_OK)
+        return ret;
+    for (int i = 0; i < DEVICE_ID_BYTES; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[2 * DEVICE_ID_BYTES] = '\0';
+    return SAT_OK;
+}
+
+/* A team name: the same characters as a certificate name. */
+static int team_valid(const char *team)
+{
+    return strlen(team) <= TEAM_BYTES_MAX && pki_cn_valid(team);
+}
+
+static int cmd_device(int argc, char **argv)
+{
+    static const struct option opts[] = { { "ca", required_argument, NULL, 0 },
+                                          { "data", required_argument, NULL, 1 },
+                                          { "team", required_argument, NULL, 2 },
+                                          { "id", required_argument, NULL, 3 },
+                                          { "help", no_argument, NULL, 4 },
+                                          { NULL, 0, NULL, 0 } };
+    /* device.crt last: its presence means "provisioned". */
+    static const char *const files[4] = { DEVICE_KEY_FILE, CA_CRT_FILE, DEVICE_CONF_FILE,
+                                          DEVICE_CRT_FILE };
+    const char *values[5] = { NULL, NULL, NULL, NULL, NULL };
+    char id[2 * DEVICE_ID_BYTES + 1];
+    char conf[DEVICE_CONF_BYTES_MAX];
+    struct ca_files *ca = NULL;
+    char *key = NULL;
+    char *crt = NULL;
+    const char *existing;
+    struct hal h;
+    int ret;
+    if (argc < 2 || strcmp(argv[1], "provision") != 0)
+        return usage_error("unknown device command '%s' (provision)", argc > 1 ? argv[1] : "");
+    ret = parse_options(argc, argv, 2, opts, values, "device provision");
+    if (ret != OPTIONS_OK)
+        return ret;
+    if (!values[0] || !values[1] || !values[2])
+        return usage_error("'device provision' needs --ca CADIR, --data DEVICEDIR and --team TEAM%s",
+                           "");
+    if (!team_valid(values[2]))
+        return usage_error("bad --team '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
+                           values[2]);
+    if (values[3] && !device_id_parse(values[3], id))
+        return usage_error("bad --id '%s': a device id is 32 hex digits", values[3]);
+    ca = calloc(1, sizeof *ca);
+    if (!ca) {
+        fprintf(stderr, "satchelctl: %s\n", sat_strerror(SAT_ERR_NO_MEMORY));
+        return EXIT_FAIL;
+    }
+    if (ca_load(values[0], ca) != SAT_OK) {
+        free(ca);
+        return EXIT_FAIL;
+    }
+    if (open_dir_hal(&h, values[1]) != SAT_OK) {
+        memset(ca, 0, sizeof *ca);
+        free(ca);
+        return EXIT_FAIL;
+    }
+    existing = file_exists(&h, DEVICE_CRT_FILE) ? DEVICE_CRT_FILE : first_existing(&h, files, 4);
+    key = calloc(1, PKI_PEM_BYTES_MAX);
+    crt = calloc(1, PKI_PEM_BYTES_MAX);
+    if (existing) {
+        ret = SAT_ERR_EXISTS;
+    } else if (!key || !crt) {
+        ret = SAT_ERR_NO_MEMORY;
+    } else {
+        ret = values[3] ? SAT_OK : device_id_random(&h, id);
+        if (ret == SAT_OK)
+            ret = issue(&h, ca, id, PKI_USAGE_CLIENT, key, crt);
+        if (ret == SAT_OK) {
+            const char *texts[4] = { key, ca->crt, conf, crt };
+            snprintf(conf, sizeof conf, "device_id=%s\nteam=%s\n", id, values[2]);
+            ret = write_all_new(&h, files, texts, 4);
+        }
+    }
+    if (key)
+        memset(key, 0, PKI_PEM_BYTES_MAX);
+    memset(ca, 0, sizeof *ca);
+    free(key);
+    free(crt);
+    free(ca);
+    hal_posix_close(&h);
+    if (ret == SAT_ERR_EXISTS) {
+        if (existing && strcmp(existing, DEVICE_CRT_FILE) == 0)
+            fprintf(stderr, "satchelctl: %s is already provisioned (it has %s): not overwriting it\n",
+                    values[1], DEVICE_CRT_FILE);
+        else
+            fprintf(stderr, "satchelctl: %s already holds %s from an unfinished provisioning: "
+                    "remove it and try again\n", values[1], existing ? existing : "device files");
+        return EXIT_FAIL;
+    }
+    if (ret != SAT_OK) {
+        fprintf(stderr, "satchelctl: cannot provision the device: %s\n", sat_strerror(ret));
+        return EXIT_FAIL;
+    }
+    printf("%s\n", id);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
@@ -143,5 +589,11 @@ int main(int argc, char **argv)
         return usage_error("no command given%s", "");
     if (strcmp(argv[optind], "recovery-key") == 0)
         return cmd_recovery_key(argc - optind, argv + optind);
+    if (strcmp(argv[optind], "ca") == 0)
+        return cmd_ca(argc - optind, argv + optind);
+    if (strcmp(argv[optind], "hub-cert") == 0)
+        return cmd_hub_cert(argc - optind, argv + optind);
+    if (strcmp(argv[optind], "device") == 0)
+        return cmd_device(argc - optind, argv + optind);
     return usage_error("unknown command '%s'", argv[optind]);
 }

@@ -1,0 +1,408 @@
+/*
+ * pki.c - fleet CA, hub and device certificates with Mbed TLS's pk and
+ * x509write APIs (see pki.h).
+ */
+#include "pki.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/asn1.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
+
+#define DRBG_PERSONALIZATION "satchel-pki"
+/* Room for "CN=" + a name, and for a CA's distinguished name as text. */
+#define NAME_TEXT_BYTES (PKI_CN_BYTES_MAX + 8)
+#define DN_TEXT_BYTES 256
+/* "YYYYMMDDhhmmss" + NUL, as mbedtls_x509write_crt_set_validity wants. */
+#define X509_TIME_TEXT_BYTES 15
+
+/* extendedKeyUsage values, DER: SEQUENCE { OID id-kp-serverAuth } and
+ * SEQUENCE { OID id-kp-clientAuth } (RFC 5280 4.2.1.12). */
+static const unsigned char eku_server_der[] = { 0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06, 0x01,
+                                                0x05, 0x05, 0x07, 0x03, 0x01 };
+static const unsigned char eku_client_der[] = { 0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06, 0x01,
+                                                0x05, 0x05, 0x07, 0x03, 0x02 };
+
+/* ---- randomness: HAL entropy through a CTR-DRBG -------------------------- */
+
+struct pki_rng {
+    const struct hal *hal;
+    int hal_err; /* the HAL's code when entropy failed, else SAT_OK */
+    mbedtls_ctr_drbg_context drbg;
+};
+
+static int rng_entropy(void *p, unsigned char *buf, size_t len)
+{
+    struct pki_rng *r = p;
+    int ret = hal_entropy_fill(r->hal, buf, len);
+    if (ret != SAT_OK) {
+        r->hal_err = ret;
+        return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+    }
+    return 0;
+}
+
+static void rng_init(struct pki_rng *r, const struct hal *h)
+{
+    r->hal = h;
+    r->hal_err = SAT_OK;
+    mbedtls_ctr_drbg_init(&r->drbg);
+}
+
+/* The error to report when an Mbed TLS call that drew randomness failed. */
+static int rng_fail(const struct pki_rng *r)
+{
+    return r->hal_err != SAT_OK ? r->hal_err : SAT_ERR_TLS_CRYPTO;
+}
+
+static int rng_seed(struct pki_rng *r)
+{
+    if (mbedtls_ctr_drbg_seed(&r->drbg, rng_entropy, r,
+                              (const unsigned char *)DRBG_PERSONALIZATION,
+                              sizeof DRBG_PERSONALIZATION - 1) != 0)
+        return rng_fail(r);
+    return SAT_OK;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+int pki_cn_valid(const char *cn)
+{
+    size_t n = 0;
+    if (cn == NULL)
+        return 0;
+    while (cn[n] != '\0') {
+        char c = cn[n];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == ' ' || c == '.' || c == '_' || c == '-';
+        if (!ok || n >= PKI_CN_BYTES_MAX)
+            return 0;
+        n++;
+    }
+    return n > 0 && cn[0] != ' ' && cn[n - 1] != ' ';
+}
+
+static int window_valid(int64_t not_before_s, int64_t not_after_s)
+{
+    return not_before_s >= 0 && not_before_s <= not_after_s && not_after_s <= PKI_TIME_S_MAX;
+}
+
+/* Unix seconds (0..PKI_TIME_S_MAX) as "YYYYMMDDhhmmss" in UTC, from the
+ * proleptic Gregorian calendar (days counted in 400-year eras). */
+static void unix_to_x509_text(int64_t t, char out[X509_TIME_TEXT_BYTES])
+{
+    int64_t days = t / 86400;
+    int64_t secs = t % 86400;
+    int64_t z = days + 719468; /* days since 0000-03-01 */
+    int64_t era = z / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    int64_t fields[6] = { year, month, day, secs / 3600, secs / 60 % 60, secs % 60 };
+    static const int widths[6] = { 4, 2, 2, 2, 2, 2 };
+    size_t pos = 0;
+    for (int i = 0; i < 6; i++) {
+        int64_t v = fields[i];
+        for (int d = widths[i] - 1; d >= 0; d--) {
+            out[pos + (size_t)d] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        pos += (size_t)widths[i];
+    }
+    out[pos] = '\0';
+}
+
+static int is_p256(const mbedtls_pk_context *pk)
+{
+    return mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY &&
+           mbedtls_pk_ec(*pk)->grp.id == MBEDTLS_ECP_DP_SECP256R1;
+}
+
+/* Parses a PEM private key and checks it is P-256. */
+static int parse_private_key(mbedtls_pk_context *pk, const char *pem)
+{
+    if (pem == NULL)
+        return SAT_ERR_INVALID;
+    if (mbedtls_pk_parse_key(pk, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0) != 0)
+        return SAT_ERR_TLS_CONFIG;
+    return is_p256(pk) ? SAT_OK : SAT_ERR_TLS_CONFIG;
+}
+
+/* Parses a PEM key, private or public, and checks it is P-256. */
+static int parse_any_key(mbedtls_pk_context *pk, const char *pem)
+{
+    if (pem == NULL)
+        return SAT_ERR_INVALID;
+    if (mbedtls_pk_parse_key(pk, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0) != 0) {
+        mbedtls_pk_free(pk);
+        mbedtls_pk_init(pk);
+        if (mbedtls_pk_parse_public_key(pk, (const unsigned char *)pem, strlen(pem) + 1) != 0)
+            return SAT_ERR_TLS_CONFIG;
+    }
+    return is_p256(pk) ? SAT_OK : SAT_ERR_TLS_CONFIG;
+}
+
+static int map_write_error(int mret, const struct pki_rng *r)
+{
+    if (mret == MBEDTLS_ERR_BASE64_BUFFER_TOO_SMALL || mret == MBEDTLS_ERR_ASN1_BUF_TOO_SMALL)
+        return SAT_ERR_INVALID;
+    return rng_fail(r);
+}
+
+/* ---- keys ----------------------------------------------------------------- */
+
+int pki_key_generate(const struct hal *h, char *key_pem, size_t cap)
+{
+    struct pki_rng rng;
+    mbedtls_pk_context pk;
+    int mret;
+    int ret = SAT_ERR_TLS_CRYPTO;
+
+    rng_init(&rng, h);
+    mbedtls_pk_init(&pk);
+    if (key_pem == NULL || cap == 0) {
+        ret = SAT_ERR_INVALID;
+        goto exit;
+    }
+    ret = rng_seed(&rng);
+    if (ret != SAT_OK)
+        goto exit;
+    if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
+        ret = SAT_ERR_TLS_CRYPTO;
+        goto exit;
+    }
+    if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random,
+                            &rng.drbg) != 0) {
+        ret = rng_fail(&rng);
+        goto exit;
+    }
+    mret = mbedtls_pk_write_key_pem(&pk, (unsigned char *)key_pem, cap);
+    ret = mret == 0 ? SAT_OK : map_write_error(mret, &rng);
+exit:
+    mbedtls_pk_free(&pk); /* zeroizes the private scalar */
+    mbedtls_ctr_drbg_free(&rng.drbg);
+    return ret;
+}
+
+/* ---- certificates --------------------------------------------------------- */
+
+struct cert_job {
+    const char *issuer_dn;      /* issuer's distinguished name as text */
+    mbedtls_pk_context *issuer; /* signs */
+    mbedtls_pk_context *subject;
+    const char *cn;
+    int is_ca;
+    enum pki_usage usage; /* for !is_ca */
+    uint64_t serial;
+    int64_t not_before_s;
+    int64_t not_after_s;
+};
+
+/* Builds, signs and writes one certificate as PEM. */
+static int cert_write(const struct hal *h, const struct cert_job *job, char *crt_pem, size_t cap)
+{
+    struct pki_rng rng;
+    mbedtls_x509write_cert crt;
+    mbedtls_mpi serial;
+    unsigned char serial_be[8];
+    char subject[NAME_TEXT_BYTES];
+    char from[X509_TIME_TEXT_BYTES];
+    char to[X509_TIME_TEXT_BYTES];
+    int mret;
+    int ret = SAT_ERR_TLS_CRYPTO;
+
+    rng_init(&rng, h);
+    mbedtls_x509write_crt_init(&crt);
+    mbedtls_mpi_init(&serial);
+    if (crt_pem == NULL || cap == 0) {
+        ret = SAT_ERR_INVALID;
+        goto exit;
+    }
+    ret = rng_seed(&rng);
+    if (ret != SAT_OK)
+        goto exit;
+    ret = SAT_ERR_TLS_CRYPTO;
+    for (int i = 0; i < 8; i++)
+        serial_be[i] = (unsigned char)(job->serial >> (56 - 8 * i));
+    snprintf(subject, sizeof subject, "CN=%s", job->cn);
+    unix_to_x509_text(job->not_before_s, from);
+    unix_to_x509_text(job->not_after_s, to);
+
+    mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
+    mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
+    mbedtls_x509write_crt_set_subject_key(&crt, job->subject);
+    mbedtls_x509write_crt_set_issuer_key(&crt, job->issuer);
+    if (mbedtls_mpi_read_binary(&serial, serial_be, sizeof serial_be) != 0 ||
+        mbedtls_x509write_crt_set_serial(&crt, &serial) != 0)
+        goto exit;
+    if (mbedtls_x509write_crt_set_subject_name(&crt, subject) != 0 ||
+        mbedtls_x509write_crt_set_issuer_name(&crt, job->issuer_dn) != 0) {
+        ret = SAT_ERR_TLS_CONFIG;
+        goto exit;
+    }
+    if (mbedtls_x509write_crt_set_validity(&crt, from, to) != 0)
+        goto exit;
+    if (mbedtls_x509write_crt_set_subject_key_identifier(&crt) != 0 ||
+        mbedtls_x509write_crt_set_authority_key_identifier(&crt) != 0)
+        goto exit;
+    if (job->is_ca) {
+        if (mbedtls_x509write_crt_set_basic_constraints(&crt, 1, 0) != 0 ||
+            mbedtls_x509write_crt_set_key_usage(
+                &crt, MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN) != 0)
+            goto exit;
+    } else {
+        const unsigned char *eku =
+            job->usage == PKI_USAGE_SERVER ? eku_server_der : eku_client_der;
+        if (mbedtls_x509write_crt_set_basic_constraints(&crt, 0, -1) != 0 ||
+            mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE) != 0 ||
+            mbedtls_x509write_crt_set_extension(
+                &crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+                MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0, eku,
+                sizeof eku_server_der) != 0)
+            goto exit;
+    }
+    mret = mbedtls_x509write_crt_pem(&crt, (unsigned char *)crt_pem, cap, mbedtls_ctr_drbg_random,
+                                     &rng.drbg);
+    ret = mret == 0 ? SAT_OK : map_write_error(mret, &rng);
+exit:
+    mbedtls_mpi_free(&serial);
+    mbedtls_x509write_crt_free(&crt);
+    mbedtls_ctr_drbg_free(&rng.drbg);
+    return ret;
+}
+
+int pki_ca_self_sign(const struct hal *h, const char *key_pem, const char *cn, uint64_t serial,
+                     int64_t not_before_s, int64_t not_after_s, char *crt_pem, size_t cap)
+{
+    mbedtls_pk_context key;
+    char dn[NAME_TEXT_BYTES];
+    struct cert_job job;
+    int ret = SAT_ERR_INVALID;
+
+    mbedtls_pk_init(&key);
+    if (!pki_cn_valid(cn) || serial == 0 || !window_valid(not_before_s, not_after_s))
+        goto exit;
+    ret = parse_private_key(&key, key_pem);
+    if (ret != SAT_OK)
+        goto exit;
+    snprintf(dn, sizeof dn, "CN=%s", cn);
+    job = (struct cert_job){ .issuer_dn = dn,
+                             .issuer = &key,
+                             .subject = &key,
+                             .cn = cn,
+                             .is_ca = 1,
+                             .serial = serial,
+                             .not_before_s = not_before_s,
+                             .not_after_s = not_after_s };
+    ret = cert_write(h, &job, crt_pem, cap);
+exit:
+    mbedtls_pk_free(&key);
+    return ret;
+}
+
+int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_key_pem,
+                   const char *subject_key_pem, const char *cn, enum pki_usage usage,
+                   uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
+                   size_t cap)
+{
+    mbedtls_x509_crt ca;
+    mbedtls_pk_context ca_key;
+    mbedtls_pk_context subject;
+    char dn[DN_TEXT_BYTES];
+    struct cert_job job;
+    int ret = SAT_ERR_INVALID;
+
+    mbedtls_x509_crt_init(&ca);
+    mbedtls_pk_init(&ca_key);
+    mbedtls_pk_init(&subject);
+    if (!pki_cn_valid(cn) || serial == 0 || !window_valid(not_before_s, not_after_s) ||
+        (usage != PKI_USAGE_SERVER && usage != PKI_USAGE_CLIENT) || ca_crt_pem == NULL)
+        goto exit;
+    ret = SAT_ERR_TLS_CONFIG;
+    if (mbedtls_x509_crt_parse(&ca, (const unsigned char *)ca_crt_pem, strlen(ca_crt_pem) + 1) !=
+            0 ||
+        !ca.ca_istrue || !is_p256(&ca.pk))
+        goto exit;
+    if (mbedtls_x509_dn_gets(dn, sizeof dn, &ca.subject) < 0)
+        goto exit;
+    ret = parse_private_key(&ca_key, ca_key_pem);
+    if (ret != SAT_OK)
+        goto exit;
+    if (mbedtls_pk_check_pair(&ca.pk, &ca_key) != 0) {
+        ret = SAT_ERR_TLS_CONFIG;
+        goto exit;
+    }
+    ret = parse_any_key(&subject, subject_key_pem);
+    if (ret != SAT_OK)
+        goto exit;
+    job = (struct cert_job){ .issuer_dn = dn,
+                             .issuer = &ca_key,
+                             .subject = &subject,
+                             .cn = cn,
+                             .is_ca = 0,
+                             .usage = usage,
+                             .serial = serial,
+                             .not_before_s = not_before_s,
+                             .not_after_s = not_after_s };
+    ret = cert_write(h, &job, crt_pem, cap);
+exit:
+    mbedtls_pk_free(&subject);
+    mbedtls_pk_free(&ca_key);
+    mbedtls_x509_crt_free(&ca);
+    return ret;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+int pki_file_read(const struct hal *h, const char *name, char *buf, size_t cap, size_t *len)
+{
+    hal_file *f = NULL;
+    uint64_t size = 0;
+    int ret;
+    if (buf == NULL || cap == 0)
+        return SAT_ERR_INVALID;
+    ret = hal_storage_open(h, name, 0, &f);
+    if (ret != SAT_OK)
+        return ret;
+    ret = hal_storage_size(h, f, &size);
+    if (ret == SAT_OK && (size >= cap || size > PKI_FILE_BYTES_MAX))
+        ret = SAT_ERR_INVALID;
+    if (ret == SAT_OK)
+        ret = hal_storage_read_full(h, f, 0, buf, (size_t)size);
+    hal_storage_close(h, f);
+    if (ret != SAT_OK)
+        return ret;
+    buf[size] = '\0';
+    if (len != NULL)
+        *len = (size_t)size;
+    return SAT_OK;
+}
+
+int pki_file_write_new(const struct hal *h, const char *name, const char *text)
+{
+    hal_file *f = NULL;
+    int ret;
+    if (text == NULL)
+        return SAT_ERR_INVALID;
+    ret = hal_storage_open(h, name, HAL_OPEN_CREATE | HAL_OPEN_EXCLUSIVE, &f);
+    if (ret != SAT_OK)
+        return ret;
+    ret = hal_storage_write(h, f, 0, text, strlen(text));
+    if (ret == SAT_OK)
+        ret = hal_storage_sync(h, f);
+    hal_storage_close(h, f);
+    if (ret != SAT_OK)
+        hal_storage_delete(h, name);
+    return ret;
+}

@@ -1,0 +1,882 @@
+/*
+ * test_hub_store.c - the hub's change store (sync/hub/hub_store.h) over its
+ * SQLite backend: team scope on push and pull, idempotent replays, atomic
+ * batches, pull paging, reassignment with purges, conflict detection,
+ * revocation and durability across a reopen. Fixed ids and stamps; no
+ * wall clock.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hub_store.h"
+
+#define ID16(b) { b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b }
+
+static const uint8_t DEV_A[HUB_ID_BYTES] = ID16(0xA1); /* north */
+static const uint8_t DEV_B[HUB_ID_BYTES] = ID16(0xB2); /* north */
+static const uint8_t DEV_C[HUB_ID_BYTES] = ID16(0xC3); /* south */
+static const uint8_t DEV_X[HUB_ID_BYTES] = ID16(0xEE); /* never registered */
+static const uint8_t ZERO[HUB_ID_BYTES] = ID16(0x00);
+static const uint8_t PAT_1[HUB_ID_BYTES] = ID16(0x11);
+static const uint8_t PAT_2[HUB_ID_BYTES] = ID16(0x12);
+static const uint8_t PAT_9[HUB_ID_BYTES] = ID16(0x19); /* never pushed */
+static const uint8_t VISIT_1[HUB_ID_BYTES] = ID16(0x21);
+static const uint8_t VISIT_2[HUB_ID_BYTES] = ID16(0x22);
+static const uint8_t NOTE_1[HUB_ID_BYTES] = ID16(0x31);
+
+#define KIND_PATIENT satchel_RecordKind_RECORD_KIND_PATIENT
+#define KIND_VISIT satchel_RecordKind_RECORD_KIND_VISIT
+#define KIND_NOTE satchel_RecordKind_RECORD_KIND_CARE_NOTE
+#define KIND_TASK satchel_RecordKind_RECORD_KIND_TASK
+
+/* The changes of one push, numbered on from first_seq. */
+struct batch {
+    satchel_FieldChange c[HUB_PUSH_CHANGES_MAX];
+    size_t n;
+    uint64_t first_seq;
+};
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct hub_store *hub;
+    struct batch batch;
+    satchel_FieldChange pulled[HUB_PULL_CHANGES_MAX];
+    struct hub_pull_result res;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void batch_start(struct batch *b, uint64_t first_seq)
+{
+    memset(b, 0, sizeof *b);
+    b->first_seq = first_seq;
+}
+
+/* Appends a change by dev to (rec, field) stamped (wall, 0); the caller
+ * sets the value with one of the set_* helpers. */
+static satchel_FieldChange *batch_add(struct batch *b, const uint8_t dev[HUB_ID_BYTES],
+                                      const uint8_t rec[HUB_ID_BYTES], satchel_RecordKind kind,
+                                      uint32_t field, uint64_t wall)
+{
+    satchel_FieldChange *c = &b->c[b->n];
+    assert_true(b->n < HUB_PUSH_CHANGES_MAX);
+    memset(c, 0, sizeof *c);
+    memcpy(c->record_id, rec, HUB_ID_BYTES);
+    c->kind = kind;
+    c->field = field;
+    c->has_value = true;
+    c->has_stamp = true;
+    c->stamp.wall_ms = wall;
+    memcpy(c->origin_device, dev, HUB_ID_BYTES);
+    c->origin_seq = b->first_seq + b->n;
+    b->n++;
+    return c;
+}
+
+static void set_text(satchel_FieldChange *c, const char *text)
+{
+    c->value.which_value = satchel_FieldValue_text_tag;
+    snprintf(c->value.value.text, sizeof c->value.value.text, "%s", text);
+}
+
+static void set_int(satchel_FieldChange *c, int64_t v)
+{
+    c->value.which_value = satchel_FieldValue_integer_tag;
+    c->value.value.integer = v;
+}
+
+static void set_blob(satchel_FieldChange *c, const uint8_t id[HUB_ID_BYTES])
+{
+    c->value.which_value = satchel_FieldValue_blob_tag;
+    c->value.value.blob.size = HUB_ID_BYTES;
+    memcpy(c->value.value.blob.bytes, id, HUB_ID_BYTES);
+}
+
+static void add_text(struct batch *b, const uint8_t dev[HUB_ID_BYTES],
+                     const uint8_t rec[HUB_ID_BYTES], satchel_RecordKind kind, uint32_t field,
+                     uint64_t wall, const char *text)
+{
+    set_text(batch_add(b, dev, rec, kind, field, wall), text);
+}
+
+static int push(struct fixture *f, const uint8_t dev[HUB_ID_BYTES], struct hub_push_result *r)
+{
+    return hub_store_push(f->hub, dev, f->batch.first_seq, f->batch.c, f->batch.n, r);
+}
+
+/* Device A (north) creates patient 1 with a visit and a note: 8 changes,
+ * A's sequences 1..8, hub sequences 1..8. The visit's started_ms comes
+ * before its patient_id, as a tablet's log may have it. */
+static void build_patient_1(struct batch *b)
+{
+    batch_start(b, 1);
+    add_text(b, DEV_A, PAT_1, KIND_PATIENT, 3, 1000, "Ada");
+    add_text(b, DEV_A, PAT_1, KIND_PATIENT, 4, 1001, "Lovelace");
+    add_text(b, DEV_A, PAT_1, KIND_PATIENT, 2, 1002, "9434765919");
+    set_int(batch_add(b, DEV_A, VISIT_1, KIND_VISIT, 3, 1003), 1700000000000);
+    set_blob(batch_add(b, DEV_A, VISIT_1, KIND_VISIT, 2, 1004), PAT_1);
+    add_text(b, DEV_A, NOTE_1, KIND_NOTE, 5, 1005, "Dressing changed");
+    set_blob(batch_add(b, DEV_A, NOTE_1, KIND_NOTE, 2, 1006), PAT_1);
+    set_blob(batch_add(b, DEV_A, NOTE_1, KIND_NOTE, 3, 1007), VISIT_1);
+}
+
+static void push_patient_1(struct fixture *f)
+{
+    struct hub_push_result r;
+    build_patient_1(&f->batch);
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.stored, 8);
+    assert_int_equal(r.skipped, 0);
+    assert_int_equal(r.acked_seq, 8);
+}
+
+static int pull(struct fixture *f, const uint8_t dev[HUB_ID_BYTES], uint64_t cursor, size_t max)
+{
+    return hub_store_pull(f->hub, dev, cursor, f->pulled, max, &f->res);
+}
+
+/* The pulled change to (rec, field), or NULL. */
+static const satchel_FieldChange *pulled_find(const struct fixture *f,
+                                              const uint8_t rec[HUB_ID_BYTES], uint32_t field)
+{
+    for (size_t i = 0; i < f->res.count; i++)
+        if (memcmp(f->pulled[i].record_id, rec, HUB_ID_BYTES) == 0 &&
+            f->pulled[i].field == field)
+            return &f->pulled[i];
+    return NULL;
+}
+
+static struct hub_stats stats(struct fixture *f)
+{
+    struct hub_stats s;
+    assert_int_equal(hub_store_stats(f->hub, &s), SAT_OK);
+    return s;
+}
+
+static void assert_team(struct fixture *f, const uint8_t patient[HUB_ID_BYTES], const char *team)
+{
+    char t[HUB_TEAM_BYTES];
+    assert_int_equal(hub_store_patient_team(f->hub, patient, t), SAT_OK);
+    assert_string_equal(t, team);
+}
+
+static uint64_t acked(struct fixture *f, const uint8_t dev[HUB_ID_BYTES])
+{
+    struct hub_device d;
+    assert_int_equal(hub_store_device_get(f->hub, dev, &d), SAT_OK);
+    return d.acked_seq;
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/satchel-hub-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/hub.db", f->dir);
+    if (hub_store_sqlite_open(f->path, &f->hub) != SAT_OK ||
+        hub_store_device_register(f->hub, DEV_A, "north") != SAT_OK ||
+        hub_store_device_register(f->hub, DEV_B, "north") != SAT_OK ||
+        hub_store_device_register(f->hub, DEV_C, "south") != SAT_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    DIR *d;
+    hub_store_close(f->hub);
+    d = opendir(f->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char p[512];
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+static void test_push_creates_patient_in_pushers_team(void **state)
+{
+    struct fixture *f = *state;
+    const satchel_FieldChange *c;
+    struct hub_stats s;
+
+    push_patient_1(f);
+    assert_team(f, PAT_1, "north");
+    assert_int_equal(acked(f, DEV_A), 8);
+
+    /* B, in north, gets all of it, in hub order. */
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 8);
+    assert_int_equal(f->res.purge_count, 0);
+    assert_false(f->res.more);
+    assert_int_equal(f->res.next_cursor, 8);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(f->pulled[i].origin_seq, i + 1);
+        assert_memory_equal(f->pulled[i].origin_device, DEV_A, HUB_ID_BYTES);
+        assert_memory_equal(f->pulled[i].record_id, f->batch.c[i].record_id, HUB_ID_BYTES);
+        assert_int_equal(f->pulled[i].field, f->batch.c[i].field);
+        assert_int_equal(f->pulled[i].stamp.wall_ms, f->batch.c[i].stamp.wall_ms);
+    }
+    c = pulled_find(f, PAT_1, 3);
+    assert_non_null(c);
+    assert_int_equal(c->value.which_value, satchel_FieldValue_text_tag);
+    assert_string_equal(c->value.value.text, "Ada");
+    c = pulled_find(f, VISIT_1, 3);
+    assert_non_null(c);
+    assert_int_equal(c->value.value.integer, 1700000000000);
+    c = pulled_find(f, NOTE_1, 2);
+    assert_non_null(c);
+    assert_int_equal(c->kind, KIND_NOTE);
+    assert_int_equal(c->value.value.blob.size, HUB_ID_BYTES);
+    assert_memory_equal(c->value.value.blob.bytes, PAT_1, HUB_ID_BYTES);
+
+    /* C, in south, gets nothing, but its cursor moves past it. */
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 0);
+    assert_false(f->res.more);
+    assert_int_equal(f->res.next_cursor, 8);
+
+    /* A wrote it all: nothing to pull back. */
+    assert_int_equal(pull(f, DEV_A, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+
+    s = stats(f);
+    assert_int_equal(s.devices, 3);
+    assert_int_equal(s.patients, 1);
+    assert_int_equal(s.records, 3);
+    assert_int_equal(s.changes, 8);
+    assert_int_equal(s.feed_entries, 8);
+    assert_int_equal(s.last_seq, 8);
+    assert_int_equal(s.conflicts, 0);
+}
+
+static void test_replay_is_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+
+    push_patient_1(f);
+    /* The PushAck was lost: the same batch again. */
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.stored, 0);
+    assert_int_equal(r.skipped, 8);
+    assert_int_equal(r.acked_seq, 8);
+    assert_int_equal(stats(f).changes, 8);
+    assert_int_equal(stats(f).last_seq, 8);
+
+    /* A batch overlapping the acknowledged end: only the new one counts. */
+    batch_start(&f->batch, 7);
+    set_blob(batch_add(&f->batch, DEV_A, NOTE_1, KIND_NOTE, 2, 1006), PAT_1);
+    set_blob(batch_add(&f->batch, DEV_A, NOTE_1, KIND_NOTE, 3, 1007), VISIT_1);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 6, 1008, "1 Analytical Row");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.stored, 1);
+    assert_int_equal(r.skipped, 2);
+    assert_int_equal(r.acked_seq, 9);
+    assert_int_equal(stats(f).changes, 9);
+
+    /* A gap after the acknowledged sequence is refused. */
+    batch_start(&f->batch, 11);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 7, 1009, "AB1 2CD");
+    assert_int_equal(push(f, DEV_A, &r), SAT_ERR_HUB_OUT_OF_ORDER);
+    assert_int_equal(acked(f, DEV_A), 9);
+    assert_int_equal(stats(f).changes, 9);
+
+    /* Out-of-order sequences inside a batch, and too many changes. */
+    batch_start(&f->batch, 10);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 7, 1009, "AB1 2CD");
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 5, 1010, "1815-12-10");
+    f->batch.c[1].origin_seq = 10;
+    assert_int_equal(push(f, DEV_A, &r), SAT_ERR_INVALID);
+    assert_int_equal(hub_store_push(f->hub, DEV_A, 10, f->batch.c, HUB_PUSH_CHANGES_MAX + 1, &r),
+                     SAT_ERR_INVALID);
+
+    /* An empty batch acknowledges what is held. */
+    assert_int_equal(hub_store_push(f->hub, DEV_A, 10, f->batch.c, 0, &r), SAT_OK);
+    assert_int_equal(r.acked_seq, 9);
+    assert_int_equal(r.stored, 0);
+}
+
+static void test_out_of_scope_batch_stores_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    struct hub_stats before;
+    char team[HUB_TEAM_BYTES];
+
+    push_patient_1(f);
+    before = stats(f);
+
+    /* C (south) creates patient 2, then touches patient 1 (north). */
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_C, PAT_2, KIND_PATIENT, 3, 2000, "Bea");
+    add_text(&f->batch, DEV_C, PAT_2, KIND_PATIENT, 4, 2001, "Fort");
+    add_text(&f->batch, DEV_C, PAT_1, KIND_PATIENT, 6, 2002, "somewhere");
+    assert_int_equal(push(f, DEV_C, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+    assert_true(strlen(hub_store_errmsg(f->hub)) > 0);
+    {
+        struct hub_stats after = stats(f);
+        assert_memory_equal(&after, &before, sizeof after);
+    }
+    assert_int_equal(hub_store_patient_team(f->hub, PAT_2, team), SAT_ERR_HUB_UNKNOWN_RECORD);
+    assert_int_equal(acked(f, DEV_C), 0);
+
+    /* A new visit of a north patient. */
+    batch_start(&f->batch, 1);
+    set_int(batch_add(&f->batch, DEV_C, VISIT_2, KIND_VISIT, 3, 2003), 1700000001000);
+    set_blob(batch_add(&f->batch, DEV_C, VISIT_2, KIND_VISIT, 2, 2004), PAT_1);
+    assert_int_equal(push(f, DEV_C, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+
+    /* A new visit of a patient the hub never saw. */
+    batch_start(&f->batch, 1);
+    set_blob(batch_add(&f->batch, DEV_C, VISIT_2, KIND_VISIT, 2, 2004), PAT_9);
+    assert_int_equal(push(f, DEV_C, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+
+    /* A new visit that does not say whose it is. */
+    batch_start(&f->batch, 1);
+    set_int(batch_add(&f->batch, DEV_C, VISIT_2, KIND_VISIT, 3, 2003), 1700000001000);
+    assert_int_equal(push(f, DEV_C, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+
+    /* An existing visit of a north patient. */
+    batch_start(&f->batch, 1);
+    set_int(batch_add(&f->batch, DEV_C, VISIT_1, KIND_VISIT, 4, 2005), 1700000009000);
+    assert_int_equal(push(f, DEV_C, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+    {
+        struct hub_stats after = stats(f);
+        assert_memory_equal(&after, &before, sizeof after);
+    }
+
+    /* Patient 2 alone is fine, and stays in south. */
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_C, PAT_2, KIND_PATIENT, 3, 2000, "Bea");
+    add_text(&f->batch, DEV_C, PAT_2, KIND_PATIENT, 4, 2001, "Fort");
+    assert_int_equal(push(f, DEV_C, &r), SAT_OK);
+    assert_int_equal(r.stored, 2);
+    assert_int_equal(r.acked_seq, 2);
+    assert_team(f, PAT_2, "south");
+    assert_int_equal(pull(f, DEV_B, 8, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.next_cursor, 10);
+}
+
+static void test_foreign_origin_and_bad_changes_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    satchel_FieldChange *c;
+
+    /* B pushes a change that A wrote. */
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_2, KIND_PATIENT, 3, 3000, "Bea");
+    add_text(&f->batch, DEV_A, PAT_2, KIND_PATIENT, 4, 3001, "Fort");
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_NOT_ORIGIN);
+    assert_int_equal(stats(f).changes, 0);
+    assert_int_equal(stats(f).patients, 0);
+
+    /* A tombstone outside field 0. */
+    batch_start(&f->batch, 1);
+    c = batch_add(&f->batch, DEV_B, PAT_2, KIND_PATIENT, 3, 3000);
+    c->value.which_value = satchel_FieldValue_tombstone_tag;
+    c->value.value.tombstone = true;
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+
+    /* A patient_id that is not an id. */
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, VISIT_2, KIND_VISIT, 2, 3000, "patient one");
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+
+    /* No stamp; an unknown kind. */
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_2, KIND_PATIENT, 3, 3000, "Bea");
+    f->batch.c[0].has_stamp = false;
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    f->batch.c[0].has_stamp = true;
+    f->batch.c[0].kind = (satchel_RecordKind)9;
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+
+    /* A record that changes kind, or moves to another patient. */
+    push_patient_1(f);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, VISIT_1, KIND_TASK, 3, 3000, "a task?");
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_2, KIND_PATIENT, 3, 3000, "Bea");
+    set_blob(batch_add(&f->batch, DEV_B, VISIT_1, KIND_VISIT, 2, 3001), PAT_2);
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    assert_int_equal(stats(f).changes, 8);
+    assert_int_equal(acked(f, DEV_B), 0);
+
+    /* A device the hub does not know. */
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_X, PAT_2, KIND_PATIENT, 3, 3000, "Bea");
+    assert_int_equal(push(f, DEV_X, &r), SAT_ERR_HUB_UNKNOWN_DEVICE);
+    assert_int_equal(pull(f, DEV_X, 0, 1), SAT_ERR_HUB_UNKNOWN_DEVICE);
+}
+
+static void test_pull_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    uint64_t cursor = 0, expect_seq = 1;
+    size_t sizes[8], rounds = 0, total = 0;
+
+    push_patient_1(f);
+    /* 48 tasks of patient 1 in three batches of 32 changes: 104 in all. */
+    for (int b = 0; b < 3; b++) {
+        batch_start(&f->batch, 9 + 32 * (uint64_t)b);
+        for (int t = 0; t < 16; t++) {
+            uint8_t task[HUB_ID_BYTES];
+            char title[32];
+            memset(task, 0x40, sizeof task);
+            task[15] = (uint8_t)(b * 16 + t);
+            snprintf(title, sizeof title, "task %d", b * 16 + t);
+            set_blob(batch_add(&f->batch, DEV_A, task, KIND_TASK, 2, 5000 + 2 * 16 * b + 2 * t),
+                     PAT_1);
+            add_text(&f->batch, DEV_A, task, KIND_TASK, 3, 5001 + 2 * 16 * b + 2 * t, title);
+        }
+        assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+        assert_int_equal(r.stored, 32);
+    }
+    assert_int_equal(r.acked_seq, 104);
+
+    do {
+        uint64_t before = cursor;
+        assert_true(rounds < 8);
+        assert_int_equal(pull(f, DEV_B, cursor, HUB_PULL_CHANGES_MAX), SAT_OK);
+        for (size_t i = 0; i < f->res.count; i++)
+            assert_int_equal(f->pulled[i].origin_seq, expect_seq++);
+        sizes[rounds++] = f->res.count;
+        total += f->res.count;
+        cursor = f->res.next_cursor;
+        assert_true(cursor > before);
+    } while (f->res.more);
+    assert_int_equal(rounds, 4);
+    assert_int_equal(sizes[0], 32);
+    assert_int_equal(sizes[1], 32);
+    assert_int_equal(sizes[2], 32);
+    assert_int_equal(sizes[3], 8);
+    assert_int_equal(total, 104);
+    assert_int_equal(cursor, 104);
+
+    /* Nothing new: an empty batch at the same cursor. */
+    assert_int_equal(pull(f, DEV_B, cursor, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_false(f->res.more);
+    assert_int_equal(f->res.next_cursor, 104);
+
+    /* Smaller pages. */
+    assert_int_equal(pull(f, DEV_B, 0, 10), SAT_OK);
+    assert_int_equal(f->res.count, 10);
+    assert_true(f->res.more);
+    assert_int_equal(f->res.next_cursor, 10);
+    assert_int_equal(pull(f, DEV_B, 100, 10), SAT_OK);
+    assert_int_equal(f->res.count, 4);
+    assert_false(f->res.more);
+
+    /* Limits and a cursor from the future. */
+    assert_int_equal(pull(f, DEV_B, 0, 0), SAT_ERR_INVALID);
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX + 1), SAT_ERR_INVALID);
+    assert_int_equal(pull(f, DEV_B, 105, 1), SAT_ERR_HUB_BAD_CURSOR);
+}
+
+static int purged(const struct fixture *f, const uint8_t id[HUB_ID_BYTES])
+{
+    for (size_t i = 0; i < f->res.purge_count; i++)
+        if (memcmp(f->res.purge_ids[i], id, HUB_ID_BYTES) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_reassignment_moves_and_purges_once(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    const satchel_FieldChange *c;
+    const satchel_Hlc to_south = { 9000, 0 }, to_north = { 9500, 0 };
+    uint64_t cursor_b, cursor_c;
+    struct hub_stats s;
+
+    push_patient_1(f);
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 8);
+    cursor_b = f->res.next_cursor;
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    cursor_c = f->res.next_cursor;
+    assert_int_equal(cursor_c, 8);
+
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "south", &to_south), SAT_OK);
+    assert_team(f, PAT_1, "south");
+
+    /* C, whose cursor is past the patient's history, now gets all of it:
+     * every field of the patient, its visit and its note, and the team. */
+    assert_int_equal(pull(f, DEV_C, cursor_c, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.purge_count, 0);
+    assert_false(f->res.more);
+    assert_int_equal(f->res.count, 9);
+    for (size_t i = 0; i < 8; i++) {
+        c = pulled_find(f, f->batch.c[i].record_id, f->batch.c[i].field);
+        assert_non_null(c);
+        assert_int_equal(c->origin_seq, f->batch.c[i].origin_seq);
+        assert_memory_equal(c->origin_device, DEV_A, HUB_ID_BYTES);
+    }
+    c = pulled_find(f, PAT_1, 3);
+    assert_string_equal(c->value.value.text, "Ada");
+    c = pulled_find(f, PAT_1, 8);
+    assert_non_null(c);
+    assert_string_equal(c->value.value.text, "south");
+    assert_memory_equal(c->origin_device, ZERO, HUB_ID_BYTES);
+    assert_int_equal(c->stamp.wall_ms, 9000);
+    cursor_c = f->res.next_cursor;
+
+    /* B is told, once, to purge the patient, its visit and its note. */
+    assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 3);
+    assert_memory_equal(f->res.purge_ids[0], PAT_1, HUB_ID_BYTES);
+    assert_true(purged(f, VISIT_1));
+    assert_true(purged(f, NOTE_1));
+    assert_false(f->res.more);
+    cursor_b = f->res.next_cursor;
+    assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 0);
+    /* From scratch, B sees none of the history, only the purges. */
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 3);
+
+    /* North may no longer write to the patient; south may, north won't see. */
+    batch_start(&f->batch, 9);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 6, 9100, "north's address");
+    assert_int_equal(push(f, DEV_A, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_C, PAT_1, KIND_PATIENT, 6, 9200, "2 South St");
+    set_blob(batch_add(&f->batch, DEV_C, VISIT_2, KIND_VISIT, 2, 9201), PAT_1);
+    assert_int_equal(push(f, DEV_C, &r), SAT_OK);
+    assert_int_equal(r.stored, 2);
+    assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 0);
+    cursor_b = f->res.next_cursor;
+
+    /* Assigning the team it is in changes nothing. */
+    s = stats(f);
+    assert_int_equal(s.reassignments, 1);
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "south", &to_south), SAT_OK);
+    {
+        struct hub_stats again = stats(f);
+        assert_memory_equal(&again, &s, sizeof s);
+    }
+
+    /* Back to north: B gets the whole current state again, C purges all
+     * four records (the visit south added included). */
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "north", &to_north), SAT_OK);
+    assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.purge_count, 0);
+    assert_int_equal(f->res.count, 11); /* 8 of A, 2 of C, the team field */
+    c = pulled_find(f, PAT_1, 6);
+    assert_non_null(c);
+    assert_string_equal(c->value.value.text, "2 South St");
+    c = pulled_find(f, PAT_1, 8);
+    assert_string_equal(c->value.value.text, "north");
+    assert_non_null(pulled_find(f, VISIT_2, 2));
+    assert_int_equal(pull(f, DEV_C, cursor_c, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 4);
+    assert_true(purged(f, VISIT_2));
+    assert_int_equal(stats(f).reassignments, 2);
+    /* A south device that never synced gets none of the stale re-feed to
+     * south, only purges (harmless: it never held the records). */
+    assert_int_equal(hub_store_device_register(f->hub, DEV_X, "south"), SAT_OK);
+    assert_int_equal(pull(f, DEV_X, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, 4);
+
+    /* Unknown patients and bad team names. */
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_9, "south", NULL),
+                     SAT_ERR_HUB_UNKNOWN_RECORD);
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "", NULL), SAT_ERR_INVALID);
+}
+
+static void test_conflicts_concurrent_not_sequential(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    struct hub_device d;
+    struct hub_conflict list[HUB_CONFLICTS_LIST_MAX];
+    size_t n = 0;
+    uint64_t cursor_b;
+
+    push_patient_1(f);
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    cursor_b = f->res.next_cursor;
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_B, cursor_b, &d), SAT_OK);
+    assert_int_equal(d.pull_cursor, 8);
+
+    /* 1. Family name: A writes at 3000; B, offline, at 2000. */
+    batch_start(&f->batch, 9);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 4, 3000, "Byron");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 0);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 4, 2000, "King");
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 1);
+
+    /* 2. Address: B's clock is ahead, but it never saw A's write. */
+    batch_start(&f->batch, 10);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 6, 4000, "1 High St");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    batch_start(&f->batch, 2);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 6, 4500, "2 Low Rd");
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 1);
+
+    /* 3. Sequential: B pulls everything, says so at its next Hello, then
+     * edits the given name and the family name after A's edits. */
+    do {
+        assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+        cursor_b = f->res.next_cursor;
+    } while (f->res.more);
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_B, cursor_b, &d), SAT_OK);
+    batch_start(&f->batch, 3);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 3, 5000, "Augusta");
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 4, 5001, "King-Noel");
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    assert_int_equal(r.stored, 2);
+    assert_int_equal(r.conflicts, 0);
+    /* ...and A, having pulled B's edits, edits the name again. */
+    assert_int_equal(pull(f, DEV_A, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_A, f->res.next_cursor, &d), SAT_OK);
+    batch_start(&f->batch, 11);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 3, 6000, "Ada Augusta");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 0);
+
+    /* 4. Postcode: B wrote at 6500 while offline, its push was lost, it
+     * pulled A's 7000 write, then its push got through. The stamps tell. */
+    batch_start(&f->batch, 12);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 7, 7000, "AB1 2CD");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_B, f->res.next_cursor, &d), SAT_OK);
+    batch_start(&f->batch, 5);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 7, 6500, "ZZ9 9ZZ");
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 1);
+
+    assert_int_equal(stats(f).conflicts, 3);
+    assert_int_equal(hub_store_conflicts_list(f->hub, 0, list, HUB_CONFLICTS_LIST_MAX, &n),
+                     SAT_OK);
+    assert_int_equal(n, 3);
+    assert_true(list[0].id < list[1].id && list[1].id < list[2].id);
+
+    assert_int_equal(list[0].kept.field, 4);
+    assert_string_equal(list[0].kept.value.value.text, "Byron");
+    assert_memory_equal(list[0].kept.origin_device, DEV_A, HUB_ID_BYTES);
+    assert_string_equal(list[0].lost.value.value.text, "King");
+    assert_memory_equal(list[0].lost.origin_device, DEV_B, HUB_ID_BYTES);
+    assert_memory_equal(list[0].lost.record_id, PAT_1, HUB_ID_BYTES);
+
+    assert_int_equal(list[1].kept.field, 6);
+    assert_string_equal(list[1].kept.value.value.text, "2 Low Rd");
+    assert_memory_equal(list[1].kept.origin_device, DEV_B, HUB_ID_BYTES);
+    assert_string_equal(list[1].lost.value.value.text, "1 High St");
+    assert_int_equal(list[1].lost.stamp.wall_ms, 4000);
+
+    assert_int_equal(list[2].kept.field, 7);
+    assert_string_equal(list[2].kept.value.value.text, "AB1 2CD");
+    assert_string_equal(list[2].lost.value.value.text, "ZZ9 9ZZ");
+
+    /* Paging. */
+    assert_int_equal(hub_store_conflicts_list(f->hub, list[0].id, list, 1, &n), SAT_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].kept.field, 6);
+    assert_int_equal(hub_store_conflicts_list(f->hub, 1000, list, 1, &n), SAT_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(hub_store_conflicts_list(f->hub, 0, list, 0, &n), SAT_ERR_INVALID);
+}
+
+static void test_devices_registration_and_revocation(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    struct hub_device d;
+    char long_team[HUB_TEAM_BYTES + 1];
+
+    assert_int_equal(hub_store_device_register(f->hub, DEV_A, "south"), SAT_ERR_EXISTS);
+    assert_int_equal(hub_store_device_register(f->hub, ZERO, "north"), SAT_ERR_INVALID);
+    assert_int_equal(hub_store_device_register(f->hub, DEV_X, ""), SAT_ERR_INVALID);
+    memset(long_team, 'x', HUB_TEAM_BYTES);
+    long_team[HUB_TEAM_BYTES] = '\0';
+    assert_int_equal(hub_store_device_register(f->hub, DEV_X, long_team), SAT_ERR_INVALID);
+    assert_int_equal(hub_store_device_get(f->hub, DEV_X, &d), SAT_ERR_HUB_UNKNOWN_DEVICE);
+
+    assert_int_equal(hub_store_device_get(f->hub, DEV_C, &d), SAT_OK);
+    assert_string_equal(d.team, "south");
+    assert_false(d.revoked);
+
+    assert_int_equal(hub_store_device_revoke(f->hub, DEV_C), SAT_OK);
+    assert_int_equal(hub_store_device_revoke(f->hub, DEV_C), SAT_OK);
+    assert_int_equal(hub_store_device_revoke(f->hub, DEV_X), SAT_ERR_HUB_UNKNOWN_DEVICE);
+    assert_int_equal(hub_store_device_get(f->hub, DEV_C, &d), SAT_OK);
+    assert_true(d.revoked);
+
+    /* Its Hello learns it must wipe; it may no longer push or pull. */
+    memset(&d, 0, sizeof d);
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_C, 0, &d), SAT_OK);
+    assert_true(d.revoked);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_C, PAT_2, KIND_PATIENT, 3, 2000, "Bea");
+    assert_int_equal(push(f, DEV_C, &r), SAT_ERR_HUB_REVOKED);
+    assert_int_equal(pull(f, DEV_C, 0, 1), SAT_ERR_HUB_REVOKED);
+    assert_int_equal(stats(f).changes, 0);
+
+    /* The others are untouched; a Hello from the future is refused. */
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_B, 0, &d), SAT_OK);
+    assert_false(d.revoked);
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_B, 1, &d), SAT_ERR_HUB_BAD_CURSOR);
+    assert_string_not_equal(sat_strerror(SAT_ERR_HUB_REVOKED), "unknown error");
+    assert_string_not_equal(sat_strerror(SAT_ERR_HUB_BAD_CURSOR), "unknown error");
+}
+
+static void test_state_survives_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    struct hub_stats before, after;
+    struct hub_device d;
+    const satchel_Hlc to_south = { 9000, 0 };
+    size_t pulled_before;
+    uint64_t next_before;
+    FILE *junk;
+    char junk_path[160];
+    struct hub_store *other = NULL;
+
+    push_patient_1(f);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 4, 500, "Byron");
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 1);
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "south", &to_south), SAT_OK);
+    assert_int_equal(hub_store_device_revoke(f->hub, DEV_B), SAT_OK);
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    pulled_before = f->res.count;
+    next_before = f->res.next_cursor;
+    before = stats(f);
+
+    hub_store_close(f->hub);
+    f->hub = NULL;
+    assert_int_equal(hub_store_sqlite_open(f->path, &f->hub), SAT_OK);
+
+    after = stats(f);
+    assert_memory_equal(&after, &before, sizeof after);
+    assert_team(f, PAT_1, "south");
+    assert_int_equal(acked(f, DEV_A), 8);
+    assert_int_equal(acked(f, DEV_B), 1);
+    assert_int_equal(hub_store_device_get(f->hub, DEV_B, &d), SAT_OK);
+    assert_true(d.revoked);
+    assert_int_equal(hub_store_device_get(f->hub, DEV_C, &d), SAT_OK);
+    assert_int_equal(d.pull_cursor, 0);
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, pulled_before);
+    assert_int_equal(f->res.next_cursor, next_before);
+
+    /* The replay is still recognised; new changes continue the sequence. */
+    build_patient_1(&f->batch);
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.stored, 0);
+    assert_int_equal(r.acked_seq, 8);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_C, PAT_1, KIND_PATIENT, 6, 9300, "3 Quay Rd");
+    assert_int_equal(push(f, DEV_C, &r), SAT_OK);
+    assert_int_equal(stats(f).last_seq, before.last_seq + 1);
+
+    /* A file that is not a hub store is refused. */
+    snprintf(junk_path, sizeof junk_path, "%s/junk.db", f->dir);
+    junk = fopen(junk_path, "wb");
+    assert_non_null(junk);
+    fputs("this is not an SQLite database, not even close; it is just text.\n", junk);
+    fclose(junk);
+    assert_int_equal(hub_store_sqlite_open(junk_path, &other), SAT_ERR_HUB_STORAGE);
+    assert_null(other);
+}
+
+/* Two handles on one file (the hub daemon and an admin tool) share the
+ * hub sequence: neither reuses a number the other issued. */
+static void test_two_handles_share_the_sequence(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_store *admin = NULL;
+    struct hub_push_result r;
+    const satchel_Hlc to_south = { 9000, 0 };
+
+    assert_int_equal(hub_store_sqlite_open(f->path, &admin), SAT_OK);
+    push_patient_1(f);
+    assert_int_equal(hub_store_patient_assign(admin, PAT_1, "south", &to_south), SAT_OK);
+    {
+        struct hub_stats a, b;
+        assert_int_equal(hub_store_stats(admin, &a), SAT_OK);
+        b = stats(f);
+        assert_memory_equal(&a, &b, sizeof a);
+    }
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_C, PAT_1, KIND_PATIENT, 6, 9300, "3 Quay Rd");
+    assert_int_equal(push(f, DEV_C, &r), SAT_OK);
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.next_cursor, stats(f).last_seq);
+    hub_store_close(admin);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_push_creates_patient_in_pushers_team, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_replay_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_scope_batch_stores_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_origin_and_bad_changes_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pull_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reassignment_moves_and_purges_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_conflicts_concurrent_not_sequential, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_devices_registration_and_revocation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_share_the_sequence, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
