@@ -217,6 +217,8 @@ static int unlock(struct app *a)
     return EXIT_OK;
 }
 
+static int adopt_provisioned_id(struct app *a);
+
 static int open_store(struct app *a)
 {
     int rc = open_hal(a);
@@ -230,7 +232,7 @@ static int open_store(struct app *a)
         fprintf(stderr, "satchel: cannot open the caseload: %s\n", sat_strerror(ret));
         return exit_for(ret);
     }
-    return EXIT_OK;
+    return adopt_provisioned_id(a);
 }
 
 static int resolve(struct app *a, enum store_kind kind, const char *hex, struct store_id *id)
@@ -1271,6 +1273,25 @@ static int read_device_conf(struct app *a, struct device_ident *d)
     return EXIT_OK;
 }
 
+/* A provisioned device writes under the id of its certificate. */
+static int adopt_provisioned_id(struct app *a)
+{
+    char text[512];
+    struct store_id id;
+    const char *p;
+    char hex[2 * STORE_ID_BYTES + 1];
+    int ret;
+    if (pki_file_read(&a->hal, "device.conf", text, sizeof text, NULL) != SAT_OK)
+        return EXIT_OK; /* not provisioned yet */
+    p = strstr(text, "device_id=");
+    if (!p || sscanf(p, "device_id=%32[0-9a-f]", hex) != 1 || store_id_from_hex(hex, &id) != SAT_OK) {
+        fprintf(stderr, "satchel: device.conf in %s has no valid device_id\n", a->data_dir);
+        return EXIT_FAIL;
+    }
+    ret = store_adopt_device_id(a->store, &id);
+    return ret == SAT_OK ? EXIT_OK : store_failed(a, ret);
+}
+
 static int tls_io_send(void *arg, const void *buf, size_t len, size_t *sent)
 {
     return tls_conn_send(arg, buf, len, sent);
@@ -1370,6 +1391,8 @@ static int cmd_sync(struct app *a, int argc, char **argv)
         fprintf(stderr, "satchel: cannot open the caseload: %s\n", sat_strerror(ret));
         rc = exit_for(ret);
     }
+    if (rc == EXIT_OK)
+        rc = adopt_provisioned_id(a);
     if (rc == EXIT_OK && (ret = tls_config_client(&cfg, &a->hal, pem[0], pem[1], pem[2])) != SAT_OK) {
         fprintf(stderr, "satchel: bad device certificate or key: %s\n", sat_strerror(ret));
         rc = EXIT_FAIL;

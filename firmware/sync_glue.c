@@ -168,6 +168,9 @@ int sync_glue_wipe(struct sync_glue *g)
     int ret = keys_wipe(g->keys);
     shred(g->hal, STORE_DB_NAME);
     shred(g->hal, STORE_DB_NAME "-journal");
+    shred(g->hal, STORE_DB_NAME "-wal");
+    /* Without its key the tablet cannot even prove who it is any more. */
+    shred(g->hal, "device.key");
     return ret;
 }
 

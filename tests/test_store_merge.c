@@ -293,6 +293,44 @@ static void test_push_ack_never_goes_down(void **state)
     assert_int_equal(st.last_seq, 7);
 }
 
+struct origin_check {
+    struct store_id want;
+    int n;
+    int bad;
+};
+
+static int check_origin(void *arg, const struct store_change *c)
+{
+    struct origin_check *oc = arg;
+    oc->n++;
+    oc->bad += memcmp(&c->origin_device, &oc->want, sizeof oc->want) != 0;
+    return 0;
+}
+
+static void test_adopt_provisioned_device_id(void **state)
+{
+    struct pair *p = *state;
+    struct origin_check oc;
+    struct store_id dev;
+    add_patient(&p->a, 123);
+    memset(&oc, 0, sizeof oc);
+    memset(&oc.want, 0x5A, sizeof oc.want);
+    assert_int_equal(store_adopt_device_id(p->a.s, &oc.want), SAT_OK);
+    store_device_id(p->a.s, &dev);
+    assert_memory_equal(&dev, &oc.want, sizeof dev);
+    assert_int_equal(store_changes(p->a.s, 0, 0, check_origin, &oc), SAT_OK);
+    assert_int_equal(oc.n, 7);
+    assert_int_equal(oc.bad, 0);
+    /* Survives reopening; and after a push the identity is fixed. */
+    store_close(p->a.s);
+    assert_int_equal(store_open(sim_hal_hal(p->a.sim), &p->a.k, &p->a.s), SAT_OK);
+    store_device_id(p->a.s, &dev);
+    assert_memory_equal(&dev, &oc.want, sizeof dev);
+    assert_int_equal(store_set_push_acked(p->a.s, 1), SAT_OK);
+    memset(&dev, 0x77, sizeof dev);
+    assert_int_equal(store_adopt_device_id(p->a.s, &dev), SAT_ERR_STORE_NOT_ALLOWED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tombstone_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_batch_applies_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_ack_never_goes_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_provisioned_device_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

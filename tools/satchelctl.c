@@ -14,12 +14,14 @@
 #include <string.h>
 
 #include "hal_posix.h"
+#include "hub_store.h"
 #include "keys.h"
 #include "pki.h"
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
+#define HUB_DB_FILE "hub.db"
 #define PUB_FILE "recovery.pub"
 #define KEY_FILE "recovery.key"
 
@@ -255,7 +257,8 @@ static int ca_load(const char *dir, struct ca_files *ca)
         ret = pki_file_read(&h, CA_KEY_FILE, ca->key, sizeof ca->key, NULL);
     hal_posix_close(&h);
     if (ret == SAT_ERR_NOT_FOUND)
-        fprintf(stderr, "satchelctl: no fleet CA in '%s' (make one with: satchelctl ca init --dir %s)\n",
+        fprintf(stderr,
+                "satchelctl: no fleet CA in '%s' (make one with: satchelctl ca init --dir %s)\n",
                 dir, dir);
     else if (ret != SAT_OK)
         fprintf(stderr, "satchelctl: cannot read the fleet CA in '%s': %s\n", dir,
@@ -479,7 +482,7 @@ static int team_valid(const char *team)
     return strlen(team) <= TEAM_BYTES_MAX && pki_cn_valid(team);
 }
 
-static int cmd_device(int argc, char **argv)
+static int cmd_device_provision(int argc, char **argv)
 {
     static const struct option opts[] = { { "ca", required_argument, NULL, 0 },
                                           { "data", required_argument, NULL, 1 },
@@ -499,14 +502,12 @@ static int cmd_device(int argc, char **argv)
     const char *existing;
     struct hal h;
     int ret;
-    if (argc < 2 || strcmp(argv[1], "provision") != 0)
-        return usage_error("unknown device command '%s' (provision)", argc > 1 ? argv[1] : "");
     ret = parse_options(argc, argv, 2, opts, values, "device provision");
     if (ret != OPTIONS_OK)
         return ret;
     if (!values[0] || !values[1] || !values[2])
-        return usage_error("'device provision' needs --ca CADIR, --data DEVICEDIR and --team TEAM%s",
-                           "");
+        return usage_errorf("'device provision' needs --ca CADIR, --data DEVICEDIR and "
+                            "--team TEAM");
     if (!team_valid(values[2]))
         return usage_error("bad --team '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
                            values[2]);
@@ -552,7 +553,8 @@ static int cmd_device(int argc, char **argv)
     hal_posix_close(&h);
     if (ret == SAT_ERR_EXISTS) {
         if (existing && strcmp(existing, DEVICE_CRT_FILE) == 0)
-            fprintf(stderr, "satchelctl: %s is already provisioned (it has %s): not overwriting it\n",
+            fprintf(stderr,
+                    "satchelctl: %s is already provisioned (it has %s): not overwriting it\n",
                     values[1], DEVICE_CRT_FILE);
         else
             fprintf(stderr, "satchelctl: %s already holds %s from an unfinished provisioning: "
@@ -565,6 +567,123 @@ static int cmd_device(int argc, char **argv)
     }
     printf("%s\n", id);
     return EXIT_OK;
+}
+
+/* ---- hub administration: run on the hub's machine, on its data dir ----- */
+
+static int hub_open(const char *hub_dir, struct hub_store **out)
+{
+    char path[4096];
+    int ret;
+    snprintf(path, sizeof path, "%s/%s", hub_dir, HUB_DB_FILE);
+    ret = hub_store_sqlite_open(path, out);
+    if (ret != SAT_OK)
+        fprintf(stderr, "satchelctl: cannot open the hub's database %s: %s\n", path,
+                sat_strerror(ret));
+    return ret;
+}
+
+static int id_bytes(const char *hex, uint8_t out[DEVICE_ID_BYTES])
+{
+    char norm[2 * DEVICE_ID_BYTES + 1];
+    if (!device_id_parse(hex, norm))
+        return -1;
+    for (int i = 0; i < DEVICE_ID_BYTES; i++) {
+        unsigned v = 0;
+        sscanf(norm + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* device register|revoke --hub-data HUBDIR --id HEX32 [--team TEAM] */
+static int cmd_device_hub(int argc, char **argv, int revoke)
+{
+    static const struct option opts[] = { { "hub-data", required_argument, NULL, 0 },
+                                          { "id", required_argument, NULL, 1 },
+                                          { "team", required_argument, NULL, 2 },
+                                          { "help", no_argument, NULL, 3 },
+                                          { NULL, 0, NULL, 0 } };
+    const char *values[4] = { NULL, NULL, NULL, NULL };
+    const char *cmd = revoke ? "device revoke" : "device register";
+    uint8_t id[DEVICE_ID_BYTES];
+    struct hub_store *hub = NULL;
+    int ret = parse_options(argc, argv, 2, opts, values, cmd);
+    if (ret != OPTIONS_OK)
+        return ret;
+    if (!values[0] || !values[1] || (!revoke && !values[2]))
+        return usage_errorf(revoke ? "'device revoke' needs --hub-data HUBDIR and --id HEX32"
+                                   : "'device register' needs --hub-data HUBDIR, --id HEX32 "
+                                     "and --team TEAM");
+    if (revoke && values[2])
+        return usage_errorf("'device revoke' takes no --team");
+    if (id_bytes(values[1], id) != 0)
+        return usage_error("bad --id '%s': a device id is 32 hex digits", values[1]);
+    if (!revoke && !team_valid(values[2]))
+        return usage_error("bad --team '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
+                           values[2]);
+    if (hub_open(values[0], &hub) != SAT_OK)
+        return EXIT_FAIL;
+    ret = revoke ? hub_store_device_revoke(hub, id) : hub_store_device_register(hub, id, values[2]);
+    if (ret != SAT_OK)
+        fprintf(stderr, "satchelctl: %s\n", hub_store_errmsg(hub)[0] ? hub_store_errmsg(hub)
+                                                                     : sat_strerror(ret));
+    else if (revoke)
+        printf("device %s revoked: at its next sync it wipes its keys and records\n", values[1]);
+    else
+        printf("device %s registered in team %s\n", values[1], values[2]);
+    hub_store_close(hub);
+    return ret == SAT_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+static int cmd_device(int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "";
+    if (strcmp(sub, "provision") == 0)
+        return cmd_device_provision(argc, argv);
+    if (strcmp(sub, "register") == 0)
+        return cmd_device_hub(argc, argv, 0);
+    if (strcmp(sub, "revoke") == 0)
+        return cmd_device_hub(argc, argv, 1);
+    return usage_error("unknown device command '%s' (provision, register, revoke)", sub);
+}
+
+/* patient assign --hub-data HUBDIR --patient HEX32 --team TEAM */
+static int cmd_patient(int argc, char **argv)
+{
+    static const struct option opts[] = { { "hub-data", required_argument, NULL, 0 },
+                                          { "patient", required_argument, NULL, 1 },
+                                          { "team", required_argument, NULL, 2 },
+                                          { "help", no_argument, NULL, 3 },
+                                          { NULL, 0, NULL, 0 } };
+    const char *values[4] = { NULL, NULL, NULL, NULL };
+    uint8_t id[DEVICE_ID_BYTES];
+    struct hub_store *hub = NULL;
+    int ret;
+    if (argc < 2 || strcmp(argv[1], "assign") != 0)
+        return usage_error("unknown patient command '%s' (assign)", argc > 1 ? argv[1] : "");
+    ret = parse_options(argc, argv, 2, opts, values, "patient assign");
+    if (ret != OPTIONS_OK)
+        return ret;
+    if (!values[0] || !values[1] || !values[2])
+        return usage_errorf("'patient assign' needs --hub-data HUBDIR, --patient ID and "
+                            "--team TEAM");
+    if (id_bytes(values[1], id) != 0)
+        return usage_error("bad --patient '%s': a record id is 32 hex digits", values[1]);
+    if (!team_valid(values[2]))
+        return usage_error("bad --team '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
+                           values[2]);
+    if (hub_open(values[0], &hub) != SAT_OK)
+        return EXIT_FAIL;
+    ret = hub_store_patient_assign(hub, id, values[2], NULL);
+    if (ret != SAT_OK)
+        fprintf(stderr, "satchelctl: %s\n", hub_store_errmsg(hub)[0] ? hub_store_errmsg(hub)
+                                                                     : sat_strerror(ret));
+    else
+        printf("patient %s now in team %s: the old team's tablets drop it at their next "
+               "sync\n", values[1], values[2]);
+    hub_store_close(hub);
+    return ret == SAT_OK ? EXIT_OK : EXIT_FAIL;
 }
 
 int main(int argc, char **argv)
@@ -595,5 +714,7 @@ int main(int argc, char **argv)
         return cmd_hub_cert(argc - optind, argv + optind);
     if (strcmp(argv[optind], "device") == 0)
         return cmd_device(argc - optind, argv + optind);
+    if (strcmp(argv[optind], "patient") == 0)
+        return cmd_patient(argc - optind, argv + optind);
     return usage_error("unknown command '%s'", argv[optind]);
 }

@@ -677,6 +677,46 @@ void store_device_id(const struct store *s, struct store_id *out)
     *out = s->device;
 }
 
+static int meta_get_u64(struct store *s, const char *key, uint64_t *out);
+
+int store_adopt_device_id(struct store *s, const struct store_id *id)
+{
+    static const char *const sql[] = {
+        "UPDATE change_log SET origin = ?1 WHERE origin = ?2",
+        "UPDATE change_log SET base_origin = ?1 WHERE base_origin = ?2",
+        "UPDATE field_state SET origin = ?1 WHERE origin = ?2",
+        "UPDATE meta SET v = ?1 WHERE k = 'device_id'",
+    };
+    uint64_t acked = 0;
+    int ret;
+    s->errmsg[0] = '\0';
+    if (memcmp(id, &s->device, sizeof *id) == 0)
+        return SAT_OK;
+    ret = meta_get_u64(s, "push_acked", &acked);
+    if (ret != SAT_OK)
+        return ret;
+    if (acked > 0)
+        return fail(s, SAT_ERR_STORE_NOT_ALLOWED,
+                    "this store already synced as another device: it cannot change identity");
+    ret = begin(s);
+    for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK) {
+            ret = sql_fail(s, sqlite3_errcode(s->db), "adopt device id");
+            break;
+        }
+        bind_id(q, 1, id);
+        if (sqlite3_bind_parameter_count(q) > 1)
+            bind_id(q, 2, &s->device);
+        ret = run(s, q, "adopt device id");
+        sqlite3_finalize(q);
+    }
+    ret = finish(s, ret);
+    if (ret == SAT_OK)
+        s->device = *id;
+    return ret;
+}
+
 /* ---- patients ----------------------------------------------------------- */
 
 /* The text fields of a patient: column, proto field, place in the struct. */

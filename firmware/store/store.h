@@ -245,8 +245,15 @@ int store_conflicts(struct store *s, int (*fn)(void *arg, const struct store_con
  * fixed order: equal on replicas that hold the same records. */
 int store_content_hash(struct store *s, uint8_t out[32]);
 
-/* This device's id (random, made when the store was created). */
+/* This device's id: random when the store was created, until the device
+ * is provisioned (store_adopt_device_id). */
 void store_device_id(const struct store *s, struct store_id *out);
+
+/* Takes the id the fleet provisioned this device with (its certificate's
+ * name): every change written so far is re-labelled with it, in one
+ * transaction. SAT_ERR_STORE_NOT_ALLOWED once anything has been pushed
+ * under another id. Adopting the current id is SAT_OK and writes nothing. */
+int store_adopt_device_id(struct store *s, const struct store_id *id);
 
 /* Runs PRAGMA integrity_check: SAT_OK if "ok", else SAT_ERR_STORE_CORRUPT. */
 int store_check_integrity(struct store *s);

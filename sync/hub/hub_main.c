@@ -67,7 +67,8 @@ static const char usage_text[] =
     "The Satchel sync hub: tablets connect over mutual TLS, push their changes\n"
     "and pull their team's caseload.\n"
     "\n"
-    "  -l, --listen HOST:PORT  address to listen on (e.g. 127.0.0.1:7443)\n"
+    "  -l, --listen HOST:PORT  address to listen on (e.g. 127.0.0.1:7443; port 0\n"
+    "                          picks a free one, printed at start)\n"
     "  -d, --data DIR          the hub's directory: hub.crt, hub.key, ca.crt\n"
     "                          (from 'satchelctl hub-cert --out DIR') and hub.db\n"
     "  -v, --verbose           log every session\n"
@@ -280,7 +281,7 @@ static int split_listen(const char *spec, char *host, size_t cap, uint16_t *port
     if (!colon || colon == spec || (size_t)(colon - spec) >= cap)
         return -1;
     p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535)
+    if (*end || end == colon + 1 || p < 0 || p > 65535) /* 0: any free port */
         return -1;
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
