@@ -181,6 +181,24 @@ static int get_pin(struct app *a, const char *file, const char *prompt, char pin
     return EXIT_OK;
 }
 
+/* A new PIN: from file, or asked twice on the terminal (must match). */
+static int get_new_pin(struct app *a, const char *file, char pin[PIN_BUF_BYTES])
+{
+    char again[PIN_BUF_BYTES];
+    int rc = get_pin(a, file, "New PIN: ", pin);
+    if (rc != EXIT_OK || file)
+        return rc;
+    rc = get_pin(a, NULL, "Repeat the new PIN: ", again);
+    if (rc == EXIT_OK && strcmp(pin, again) != 0) {
+        fprintf(stderr, "satchel: the two PINs differ; nothing was changed\n");
+        rc = EXIT_PIN;
+    }
+    pin_wipe(again);
+    if (rc != EXIT_OK)
+        pin_wipe(pin);
+    return rc;
+}
+
 static int report_pin_error(int ret, uint64_t retry_ms)
 {
     if (ret == SAT_ERR_KEYS_LOCKED_OUT)
@@ -398,7 +416,6 @@ static int cmd_enrol(struct app *a, int argc, char **argv)
     struct keys_enrol_opts eo = { 0, NULL };
     uint8_t pub[KEYS_RECOVERY_PUB_BYTES];
     char pin[PIN_BUF_BYTES];
-    char again[PIN_BUF_BYTES];
     int c;
     int rc;
     int ret;
@@ -426,21 +443,9 @@ static int cmd_enrol(struct app *a, int argc, char **argv)
         fprintf(stderr, "satchel: this device is already enrolled (use change-pin)\n");
         return EXIT_FAIL;
     }
-    rc = get_pin(a, a->pin_file, "New PIN: ", pin);
+    rc = get_new_pin(a, a->pin_file, pin);
     if (rc != EXIT_OK)
         return rc;
-    if (!a->pin_file) {
-        rc = get_pin(a, NULL, "Repeat the new PIN: ", again);
-        if (rc == EXIT_OK && strcmp(pin, again) != 0) {
-            fprintf(stderr, "satchel: the two PINs differ; nothing was changed\n");
-            rc = EXIT_PIN;
-        }
-        pin_wipe(again);
-        if (rc != EXIT_OK) {
-            pin_wipe(pin);
-            return rc;
-        }
-    }
     fprintf(stderr, "satchel: enrolling (deriving the PIN key takes a moment)...\n");
     ret = keys_enrol(&a->keys, pin, &eo);
     pin_wipe(pin);
@@ -486,7 +491,6 @@ static int cmd_change_pin(struct app *a, int argc, char **argv)
     const char *new_file = NULL;
     char old_pin[PIN_BUF_BYTES];
     char new_pin[PIN_BUF_BYTES];
-    char again[PIN_BUF_BYTES];
     uint64_t retry_ms = 0;
     int c;
     int rc;
@@ -506,18 +510,9 @@ static int cmd_change_pin(struct app *a, int argc, char **argv)
     rc = get_pin(a, a->pin_file, "Current PIN: ", old_pin);
     if (rc != EXIT_OK)
         return rc;
-    rc = get_pin(a, new_file, "New PIN: ", new_pin);
-    if (rc == EXIT_OK && !new_file) {
-        rc = get_pin(a, NULL, "Repeat the new PIN: ", again);
-        if (rc == EXIT_OK && strcmp(new_pin, again) != 0) {
-            fprintf(stderr, "satchel: the two new PINs differ; nothing was changed\n");
-            rc = EXIT_PIN;
-        }
-        pin_wipe(again);
-    }
+    rc = get_new_pin(a, new_file, new_pin);
     if (rc != EXIT_OK) {
         pin_wipe(old_pin);
-        pin_wipe(new_pin);
         return rc;
     }
     ret = keys_change_pin(&a->keys, old_pin, new_pin, &retry_ms);
@@ -536,7 +531,6 @@ static int cmd_recover(struct app *a, int argc, char **argv)
     const char *key_file = NULL;
     uint8_t priv[KEYS_RECOVERY_PRIV_BYTES];
     char pin[PIN_BUF_BYTES];
-    char again[PIN_BUF_BYTES];
     int c;
     int rc;
     int ret;
@@ -553,18 +547,9 @@ static int cmd_recover(struct app *a, int argc, char **argv)
     if (rc == EXIT_OK)
         rc = open_hal(a);
     if (rc == EXIT_OK)
-        rc = get_pin(a, a->pin_file, "New PIN: ", pin);
-    if (rc == EXIT_OK && !a->pin_file) {
-        rc = get_pin(a, NULL, "Repeat the new PIN: ", again);
-        if (rc == EXIT_OK && strcmp(pin, again) != 0) {
-            fprintf(stderr, "satchel: the two PINs differ; nothing was changed\n");
-            rc = EXIT_PIN;
-        }
-        pin_wipe(again);
-    }
+        rc = get_new_pin(a, a->pin_file, pin);
     if (rc != EXIT_OK) {
         memset(priv, 0, sizeof priv);
-        pin_wipe(pin);
         return rc;
     }
     ret = keys_recover(&a->keys, priv, pin);
