@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "device.h"
 #include "hal_posix.h"
 #include "keys.h"
 #include "pin_prompt.h"
@@ -27,7 +28,6 @@
 #include "pki.h"
 #include "store.h"
 #include "sync_glue.h"
-#include "tls.h"
 
 enum exit_code {
     EXIT_OK = 0,
@@ -1228,6 +1228,8 @@ static int cmd_export(struct app *a, int argc, char **argv)
 /* ---- sync --------------------------------------------------------------- */
 
 #define SYNC_TIMEOUT_S_DEFAULT 120
+/* Longest single wait while syncing: the driver's timers bound it anyway. */
+#define SYNC_WAIT_MS_MAX 1000u
 
 struct device_ident {
     uint8_t id[SYNC_DEVICE_ID_BYTES];
@@ -1277,31 +1279,18 @@ static int adopt_provisioned_id(struct app *a)
     return ret == SAT_OK ? EXIT_OK : store_failed(a, ret);
 }
 
-static int tls_io_send(void *arg, const void *buf, size_t len, size_t *sent)
+/* Waits (bounded) for what the sync driver asked: its socket to become
+ * ready, or its next timer (the attempt's deadline). */
+static void wait_for(struct app *a, const struct device_wait *w)
 {
-    return tls_conn_send(arg, buf, len, sent);
-}
-
-static int tls_io_recv(void *arg, void *buf, size_t len, size_t *got)
-{
-    int ret = tls_conn_recv(arg, buf, len, got);
-    return ret == SAT_ERR_TLS_CLOSED ? SAT_ERR_CLOSED : ret;
-}
-
-/* Waits (bounded) until the socket is ready for what the TLS layer or the
- * session wants; SAT_ERR_TIMEOUT once the deadline has passed. */
-static int wait_for(struct app *a, hal_sock *sock, struct tls_conn *tls, unsigned want,
-                    uint64_t deadline_ms)
-{
+    hal_sock *sock = w->sock;
+    unsigned want = w->want;
     unsigned ready = 0;
     uint64_t now = hal_clock_monotonic_ms(&a->hal);
-    if (tls && tls_conn_pending(tls))
-        return SAT_OK;
-    if (now >= deadline_ms)
-        return SAT_ERR_TIMEOUT;
-    hal_net_wait(&a->hal, &sock, &want, &ready, 1,
-                 (uint32_t)(deadline_ms - now < 1000 ? deadline_ms - now : 1000));
-    return SAT_OK;
+    uint64_t wait_ms = w->timer_ms <= now ? 0 : w->timer_ms - now;
+    if (wait_ms > SYNC_WAIT_MS_MAX)
+        wait_ms = SYNC_WAIT_MS_MAX;
+    (void)hal_net_wait(&a->hal, &sock, &want, &ready, sock ? 1 : 0, (uint32_t)wait_ms);
 }
 
 static int split_host_port(const char *spec, char *host, size_t cap, uint16_t *port)
@@ -1331,14 +1320,11 @@ static int cmd_sync(struct app *a, int argc, char **argv)
     uint16_t port = 0;
     struct device_ident ident;
     struct sync_glue glue;
-    struct sync_replica replica;
-    struct sync_device *sd = NULL;
-    struct tls_config *cfg = NULL;
-    struct tls_conn *tls = NULL;
-    hal_sock *sock = NULL;
+    struct device_config dc;
+    struct device *dev = NULL;
+    const struct device_result *last;
     char *pem[3] = { NULL, NULL, NULL };
     static const char *const pem_names[3] = { "ca.crt", "device.crt", "device.key" };
-    uint64_t deadline;
     int c;
     int rc;
     int ret;
@@ -1378,9 +1364,33 @@ static int cmd_sync(struct app *a, int argc, char **argv)
     }
     if (rc == EXIT_OK)
         rc = adopt_provisioned_id(a);
-    if (rc == EXIT_OK && (ret = tls_config_client(&cfg, &a->hal, pem[0], pem[1], pem[2])) != SAT_OK) {
-        fprintf(stderr, "satchel: bad device certificate or key: %s\n", sat_strerror(ret));
+    if (rc == EXIT_OK && !(dev = malloc(sizeof *dev))) {
+        fprintf(stderr, "satchel: %s\n", sat_strerror(SAT_ERR_NO_MEMORY));
         rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK) {
+        /* One attempt, no retry: the nurse (or a script) decides when to
+         * try again. */
+        glue.hal = &a->hal;
+        glue.keys = &a->keys;
+        glue.store = &a->store;
+        memset(&dc, 0, sizeof dc);
+        dc.hal = &a->hal;
+        dc.hub_host = host;
+        dc.hub_port = port;
+        memcpy(dc.device_id, ident.id, sizeof dc.device_id);
+        dc.ca_pem = pem[0];
+        dc.cert_pem = pem[1];
+        dc.key_pem = pem[2];
+        dc.firmware_version = SATCHEL_VERSION;
+        sync_glue_replica(&glue, &dc.replica);
+        dc.attempt_ms = (uint32_t)timeout_s * 1000u;
+        dc.retries = 0;
+        ret = device_init(dev, &dc);
+        if (ret != SAT_OK) {
+            fprintf(stderr, "satchel: bad device certificate or key: %s\n", sat_strerror(ret));
+            rc = EXIT_FAIL;
+        }
     }
     if (pem[2])
         memset(pem[2], 0, PKI_FILE_BYTES_MAX + 1);
@@ -1389,66 +1399,41 @@ static int cmd_sync(struct app *a, int argc, char **argv)
     if (rc != EXIT_OK)
         goto exit;
 
-    deadline = hal_clock_monotonic_ms(&a->hal) + (uint64_t)timeout_s * 1000u;
-    ret = hal_net_connect(&a->hal, host, port, &sock);
-    if (ret == SAT_OK)
-        ret = tls_conn_new(&tls, cfg, sock, NULL);
-    while (ret == SAT_OK && (ret = tls_conn_handshake(tls)) == SAT_ERR_WOULD_BLOCK)
-        ret = wait_for(a, sock, tls, tls_conn_wants(tls), deadline);
-    if (ret != SAT_OK) {
-        fprintf(stderr, "satchel: cannot reach the hub at %s: %s\n", hub, sat_strerror(ret));
-        rc = ret == SAT_ERR_TLS_REVOKED ? EXIT_REVOKED : EXIT_FAIL;
-        goto exit;
-    }
-    sd = malloc(sizeof *sd);
-    if (!sd) {
-        rc = EXIT_FAIL;
-        goto exit;
-    }
-    glue.hal = &a->hal;
-    glue.keys = &a->keys;
-    glue.store = &a->store;
-    sync_glue_replica(&glue, &replica);
-    {
-        struct frame_io io = { tls_io_send, tls_io_recv, tls };
-        sync_device_init(sd, &io, &replica, ident.id, SATCHEL_VERSION);
-    }
-    while ((ret = sync_device_step(sd)) == SAT_ERR_WOULD_BLOCK) {
-        unsigned want = sync_device_wants_read(sd) ? HAL_NET_READABLE : HAL_NET_WRITABLE;
-        if (tls_conn_wants(tls))
-            want = tls_conn_wants(tls);
-        if (wait_for(a, sock, tls, want, deadline) == SAT_ERR_TIMEOUT) {
-            ret = SAT_ERR_TIMEOUT;
-            snprintf(sd->errmsg, sizeof sd->errmsg, "the hub did not answer in %d s", timeout_s);
+    (void)device_request_sync(dev);
+    for (;;) {
+        struct device_wait w;
+        device_step(dev, &w);
+        if (!device_busy(dev))
             break;
-        }
+        wait_for(a, &w);
     }
-    if (ret == SAT_OK) {
-        int64_t skew = hal_clock_wall_ms(&a->hal) - sd->stats.hub_time_ms;
+    last = device_last(dev);
+    if (last->err == SAT_OK) {
+        const struct sync_device_stats *st = device_last_session(dev);
+        int64_t skew = hal_clock_wall_ms(&a->hal) - st->hub_time_ms;
         printf("synced with %s: pushed %llu, pulled %llu, purged %llu, conflicts %llu\n", hub,
-               (unsigned long long)sd->stats.pushed, (unsigned long long)sd->stats.pulled,
-               (unsigned long long)sd->stats.purged, (unsigned long long)sd->stats.conflicts);
+               (unsigned long long)st->pushed, (unsigned long long)st->pulled,
+               (unsigned long long)st->purged, (unsigned long long)st->conflicts);
         printf("bytes: %llu out, %llu in; round trips: %llu; TLS %s%s\n",
-               (unsigned long long)sd->stats.bytes_out, (unsigned long long)sd->stats.bytes_in,
-               (unsigned long long)sd->stats.round_trips, tls_conn_suite(tls),
-               tls_conn_resumed(tls) ? " (resumed)" : "");
+               (unsigned long long)st->bytes_out, (unsigned long long)st->bytes_in,
+               (unsigned long long)st->round_trips, last->suite,
+               last->resumed ? " (resumed)" : "");
         if (skew > 300000 || skew < -300000)
             fprintf(stderr, "satchel: warning: this device's clock is %lld s %s the hub's\n",
                     (long long)((skew < 0 ? -skew : skew) / 1000), skew < 0 ? "behind" : "ahead of");
-        tls_conn_close_notify(tls);
-    } else if (ret == SAT_ERR_SYNC_REVOKED) {
-        fprintf(stderr, "satchel: %s\n", sd->errmsg);
+    } else if (last->failed_in == DEVICE_CONNECTING || last->failed_in == DEVICE_HANDSHAKE) {
+        fprintf(stderr, "satchel: cannot reach the hub at %s: %s\n", hub, sat_strerror(last->err));
+        rc = last->err == SAT_ERR_TLS_REVOKED ? EXIT_REVOKED : EXIT_FAIL;
+    } else if (last->err == SAT_ERR_SYNC_REVOKED) {
+        fprintf(stderr, "satchel: %s\n", last->msg);
         rc = EXIT_REVOKED;
     } else {
-        fprintf(stderr, "satchel: sync failed: %s\n", sd->errmsg[0] ? sd->errmsg : sat_strerror(ret));
-        rc = exit_for(ret);
+        fprintf(stderr, "satchel: sync failed: %s\n", last->msg);
+        rc = exit_for(last->err);
     }
 exit:
-    free(sd);
-    tls_conn_free(tls);
-    if (sock)
-        hal_net_close(&a->hal, sock);
-    tls_config_free(cfg);
+    device_free(dev);
+    free(dev);
     return rc;
 }
 

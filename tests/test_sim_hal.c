@@ -1,6 +1,8 @@
 /* test_sim_hal.c - the simulated HAL against hal.h and sim_hal.h: the same
  * storage contract as the POSIX HAL, plus power cuts, determinism from the
- * seed, virtual clocks and the in-memory key store. */
+ * seed, virtual clocks (skew and drift), the battery, the in-memory key
+ * store, and the virtual network (latency, refusals, resets, back-pressure,
+ * bandwidth, determinism of jitter and reset draws). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -884,6 +886,870 @@ static void test_keystore_secret_and_counters(void **state)
     assert_int_equal(v, 3);
 }
 
+/* ---- virtual network -------------------------------------------------------- */
+
+#define HUB_LAT_MS 20u
+#define TAB_LAT_MS 30u
+#define ONE_WAY_MS (HUB_LAT_MS + TAB_LAT_MS)
+
+struct netfx {
+    struct sim_net *net;
+    struct sim_hal *hub;
+    struct sim_hal *tab;
+    const struct hal *hh; /* the hub's HAL */
+    const struct hal *th; /* the tablet's HAL */
+};
+
+static void link_set(struct sim_net *net, const char *addr, int up, uint32_t latency_ms,
+                     uint32_t jitter_ms, uint32_t bytes_per_ms, uint32_t reset_per_mille)
+{
+    struct sim_link l = { up, latency_ms, jitter_ms, bytes_per_ms, reset_per_mille };
+    assert_int_equal(sim_net_set_link(net, addr, &l), SAT_OK);
+}
+
+static int net_setup_seed(void **state, uint64_t seed)
+{
+    struct netfx *f = calloc(1, sizeof *f);
+    if (!f || sim_net_new(&f->net, seed) != SAT_OK ||
+        sim_hal_new(&f->hub, seed + 1, WALL_START_MS) != SAT_OK ||
+        sim_hal_new(&f->tab, seed + 2, WALL_START_MS) != SAT_OK ||
+        sim_net_attach(f->net, f->hub, "hub") != SAT_OK ||
+        sim_net_attach(f->net, f->tab, "tablet-1") != SAT_OK)
+        return -1;
+    f->hh = sim_hal_hal(f->hub);
+    f->th = sim_hal_hal(f->tab);
+    *state = f;
+    return 0;
+}
+
+static int net_setup(void **state)
+{
+    struct netfx *f;
+    if (net_setup_seed(state, 7) != 0)
+        return -1;
+    f = *state;
+    link_set(f->net, "hub", 1, HUB_LAT_MS, 0, 0, 0);
+    link_set(f->net, "tablet-1", 1, TAB_LAT_MS, 0, 0, 0);
+    return 0;
+}
+
+static int net_teardown(void **state)
+{
+    struct netfx *f = *state;
+    sim_hal_free(f->tab);
+    sim_hal_free(f->hub);
+    sim_net_free(f->net);
+    free(f);
+    return 0;
+}
+
+/* Moves the whole world to virtual time t: the network and every device's
+ * clocks, as the simulator does. */
+static void world_to(struct netfx *f, uint64_t t)
+{
+    uint64_t now = sim_net_now_ms(f->net);
+    assert_true(t >= now);
+    sim_net_set_now(f->net, t);
+    sim_hal_advance_ms(f->hub, t - now);
+    sim_hal_advance_ms(f->tab, t - now);
+}
+
+/* The hub listens, the tablet connects, time moves until it is accepted. */
+static void establish(struct netfx *f, hal_sock **l, hal_sock **c, hal_sock **a)
+{
+    uint16_t port = 0;
+    uint64_t t0 = sim_net_now_ms(f->net);
+    if (!*l) {
+        assert_int_equal(hal_net_listen(f->hh, "0.0.0.0", 0, l), SAT_OK);
+    }
+    assert_int_equal(hal_net_local_port(f->hh, *l, &port), SAT_OK);
+    assert_int_equal(hal_net_connect(f->th, "hub", port, c), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t0 + ONE_WAY_MS);
+    world_to(f, t0 + ONE_WAY_MS);
+    assert_int_equal(hal_net_connect_status(f->th, *c), SAT_OK);
+    assert_int_equal(hal_net_accept(f->hh, *l, a), SAT_OK);
+}
+
+static unsigned wait1(const struct hal *h, hal_sock *s, unsigned want)
+{
+    unsigned ready = 0xffu;
+    int ret = hal_net_wait(h, &s, &want, &ready, 1, 1000);
+    assert_true(ret == SAT_OK || ret == SAT_ERR_TIMEOUT);
+    assert_int_equal(ret == SAT_OK, ready != 0);
+    return ready;
+}
+
+static void test_net_connect_accept_send_recv_with_latency(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    hal_sock *none = NULL;
+    uint16_t port = 0;
+    uint16_t aport = 0;
+    uint16_t cport = 0;
+    uint8_t buf[64];
+    size_t n = 0;
+    struct sim_net_stats st;
+
+    assert_int_equal(hal_net_link_up(f->th), 1);
+    assert_int_equal(hal_net_listen(f->hh, "0.0.0.0", 0, &l), SAT_OK);
+    assert_int_equal(hal_net_local_port(f->hh, l, &port), SAT_OK);
+    assert_true(port >= SIM_NET_PORT_EPHEMERAL_FIRST);
+    assert_int_equal(hal_net_accept(f->hh, l, &none), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+
+    assert_int_equal(hal_net_connect(f->th, "hub", port, &c), SAT_OK);
+    assert_int_equal(hal_net_local_port(f->th, c, &cport), SAT_OK);
+    assert_true(cport >= SIM_NET_PORT_EPHEMERAL_FIRST);
+    /* In progress for one one-way latency (20 + 30 ms). */
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(hal_net_send(f->th, c, "x", 1, &n), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(hal_net_recv(f->th, c, buf, sizeof buf, &n), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(wait1(f->th, c, HAL_NET_WRITABLE), 0);
+    assert_int_equal(wait1(f->hh, l, HAL_NET_READABLE), 0);
+    assert_int_equal(sim_net_next_event_ms(f->net), ONE_WAY_MS);
+    world_to(f, ONE_WAY_MS - 1);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(hal_net_accept(f->hh, l, &none), SAT_ERR_WOULD_BLOCK);
+    world_to(f, ONE_WAY_MS);
+    assert_int_equal(wait1(f->th, c, HAL_NET_WRITABLE | HAL_NET_READABLE), HAL_NET_WRITABLE);
+    assert_int_equal(wait1(f->hh, l, HAL_NET_READABLE), HAL_NET_READABLE);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_accept(f->hh, l, &a), SAT_OK);
+    assert_int_equal(hal_net_accept(f->hh, l, &none), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(hal_net_local_port(f->hh, a, &aport), SAT_OK);
+    assert_int_equal(aport, port);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+
+    /* Bytes sent at t=50 are readable from t=100, not a millisecond before. */
+    assert_int_equal(hal_net_send(f->th, c, "hello", 5, &n), SAT_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(sim_net_next_event_ms(f->net), 2 * ONE_WAY_MS);
+    world_to(f, 2 * ONE_WAY_MS - 1);
+    assert_int_equal(wait1(f->hh, a, HAL_NET_READABLE), 0);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_WOULD_BLOCK);
+    world_to(f, 2 * ONE_WAY_MS);
+    assert_int_equal(wait1(f->hh, a, HAL_NET_READABLE), HAL_NET_READABLE);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, 3, &n), SAT_OK); /* partial reads */
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "hel", 3);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(buf, "lo", 2);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+
+    /* A long stream the other way, sent at many times: everything arrives,
+     * in order, never earlier than one latency after it was sent. */
+    {
+        enum { TOTAL = 150000, PIECE = 7000 };
+        uint8_t *want = malloc(TOTAL);
+        uint8_t *got = malloc(TOTAL);
+        size_t sent = 0;
+        size_t recvd = 0;
+        uint64_t first_send = sim_net_now_ms(f->net);
+        assert_non_null(want);
+        assert_non_null(got);
+        pattern(want, TOTAL, 99);
+        while (recvd < TOTAL) {
+            uint64_t now = sim_net_now_ms(f->net);
+            uint64_t next;
+            if (sent < TOTAL) {
+                size_t k = TOTAL - sent < PIECE ? TOTAL - sent : PIECE;
+                assert_int_equal(hal_net_send(f->hh, a, want + sent, k, &n), SAT_OK);
+                assert_int_equal(n, k);
+                sent += n;
+            }
+            for (;;) {
+                int ret = hal_net_recv(f->th, c, got + recvd, TOTAL - recvd, &n);
+                if (ret == SAT_ERR_WOULD_BLOCK)
+                    break;
+                assert_int_equal(ret, SAT_OK);
+                assert_true(now >= first_send + ONE_WAY_MS);
+                recvd += n;
+            }
+            next = sim_net_next_event_ms(f->net);
+            if (sent < TOTAL && next > now + 3)
+                next = now + 3; /* keep sending every 3 ms */
+            if (recvd < TOTAL) {
+                assert_true(next != UINT64_MAX);
+                world_to(f, next);
+            }
+        }
+        assert_memory_equal(got, want, TOTAL);
+        free(want);
+        free(got);
+        assert_int_equal(sim_hal_net_stats(f->hub, &st), SAT_OK);
+        assert_int_equal(st.bytes_sent, TOTAL);
+        assert_int_equal(st.bytes_received, 5);
+        assert_int_equal(st.accepts, 1);
+        assert_int_equal(st.connects, 0);
+        assert_int_equal(sim_net_stats(f->net, "tablet-1", &st), SAT_OK);
+        assert_int_equal(st.bytes_sent, 5);
+        assert_int_equal(st.bytes_received, TOTAL);
+        assert_int_equal(st.connects, 1);
+        assert_int_equal(sim_net_stats(f->net, NULL, &st), SAT_OK);
+        assert_int_equal(st.bytes_sent, TOTAL + 5);
+        assert_int_equal(st.resets, 0);
+    }
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+}
+
+static void test_net_refused_and_unreachable(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *c = NULL;
+    hal_sock *l = NULL;
+    uint8_t buf[8];
+    size_t n = 0;
+
+    /* Unknown host: at once, no socket. */
+    assert_int_equal(hal_net_connect(f->th, "nowhere", 443, &c), SAT_ERR_UNREACHABLE);
+    assert_null(c);
+    assert_int_equal(hal_net_connect(f->th, NULL, 443, &c), SAT_ERR_INVALID);
+
+    /* No listener on that port: refused after one round trip. */
+    assert_int_equal(hal_net_connect(f->th, "hub", 1, &c), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), 2 * ONE_WAY_MS);
+    world_to(f, 2 * ONE_WAY_MS - 1);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(wait1(f->th, c, HAL_NET_WRITABLE), 0);
+    world_to(f, 2 * ONE_WAY_MS);
+    assert_int_equal(wait1(f->th, c, HAL_NET_WRITABLE), HAL_NET_WRITABLE);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_REFUSED);
+    assert_int_equal(hal_net_send(f->th, c, "x", 1, &n), SAT_ERR_REFUSED);
+    assert_int_equal(hal_net_recv(f->th, c, buf, sizeof buf, &n), SAT_ERR_REFUSED);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+
+    /* The hub powered off: unreachable after a round trip, even to a port it
+     * listened on before the cut (its listener died with it). */
+    assert_int_equal(hal_net_listen(f->hh, "hub", 4433, &l), SAT_OK);
+    sim_hal_power_cut(f->hub);
+    assert_int_equal(hal_net_connect(f->th, "hub", 4433, &c), SAT_OK);
+    world_to(f, sim_net_next_event_ms(f->net));
+    assert_int_equal(sim_net_now_ms(f->net), 4 * ONE_WAY_MS);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_UNREACHABLE);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    sim_hal_power_on(f->hub);
+    assert_int_equal(hal_net_connect(f->th, "hub", 4433, &c), SAT_OK);
+    world_to(f, sim_net_next_event_ms(f->net));
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_REFUSED);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK); /* dead: just freed */
+
+    /* The hub's link down: unreachable after a round trip. */
+    assert_int_equal(hal_net_listen(f->hh, "hub", 4433, &l), SAT_OK);
+    link_set(f->net, "hub", 0, HUB_LAT_MS, 0, 0, 0);
+    assert_int_equal(hal_net_link_up(f->hh), 0);
+    assert_int_equal(hal_net_link_up(f->th), 1);
+    assert_int_equal(hal_net_connect(f->th, "hub", 4433, &c), SAT_OK);
+    world_to(f, sim_net_next_event_ms(f->net));
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_UNREACHABLE);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    /* Our own link down: at once. */
+    link_set(f->net, "hub", 1, HUB_LAT_MS, 0, 0, 0);
+    link_set(f->net, "tablet-1", 0, TAB_LAT_MS, 0, 0, 0);
+    c = NULL;
+    assert_int_equal(hal_net_connect(f->th, "hub", 4433, &c), SAT_ERR_UNREACHABLE);
+    assert_null(c);
+    assert_int_equal(hal_net_link_up(f->th), 0);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+}
+
+static void test_net_link_down_resets_both_ends(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    hal_sock *c2 = NULL;
+    hal_sock *a2 = NULL;
+    uint8_t buf[16];
+    size_t n = 0;
+    struct sim_net_stats st;
+
+    establish(f, &l, &c, &a);
+    assert_int_equal(hal_net_send(f->th, c, "abc", 3, &n), SAT_OK);
+    assert_int_equal(hal_net_send(f->hh, a, "xyz", 3, &n), SAT_OK);
+    world_to(f, sim_net_next_event_ms(f->net));
+    assert_int_equal(hal_net_send(f->th, c, "more", 4, &n), SAT_OK); /* still in flight */
+    /* A second connection, still in progress when the link drops. */
+    assert_int_equal(hal_net_connect(f->th, "hub", 4434, &c2), SAT_OK);
+
+    link_set(f->net, "tablet-1", 0, TAB_LAT_MS, 0, 0, 0);
+    /* Both ends see the reset at once; what was not read is gone. */
+    assert_int_equal(wait1(f->hh, a, HAL_NET_READABLE), HAL_NET_READABLE);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_send(f->hh, a, "x", 1, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_recv(f->th, c, buf, sizeof buf, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_send(f->th, c, "x", 1, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_RESET);
+    assert_int_equal(hal_net_connect_status(f->th, c2), SAT_ERR_RESET);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+    assert_int_equal(hal_net_connect(f->th, "hub", 1, &a2), SAT_ERR_UNREACHABLE);
+    assert_int_equal(hal_net_link_up(f->th), 0);
+    assert_int_equal(sim_hal_net_stats(f->hub, &st), SAT_OK);
+    assert_int_equal(st.resets, 1);
+    assert_int_equal(sim_hal_net_stats(f->tab, &st), SAT_OK);
+    assert_int_equal(st.resets, 2); /* each socket counted once */
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->th, c2), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+
+    /* Back up: new connections work. */
+    link_set(f->net, "tablet-1", 1, TAB_LAT_MS, 0, 0, 0);
+    c = NULL;
+    establish(f, &l, &c, &a2);
+    assert_int_equal(hal_net_send(f->th, c, "ok", 2, &n), SAT_OK);
+    world_to(f, sim_net_next_event_ms(f->net));
+    assert_int_equal(hal_net_recv(f->hh, a2, buf, sizeof buf, &n), SAT_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a2), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+}
+
+static void test_net_close_drains_then_closed(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    uint8_t buf[16];
+    size_t n = 0;
+    uint64_t t;
+
+    establish(f, &l, &c, &a);
+    t = sim_net_now_ms(f->net);
+    assert_int_equal(hal_net_send(f->th, c, "abc", 3, &n), SAT_OK);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    /* The close has not reached the hub: its bytes are taken (and lost). */
+    assert_int_equal(hal_net_send(f->hh, a, "late", 4, &n), SAT_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + ONE_WAY_MS);
+    world_to(f, t + ONE_WAY_MS);
+    /* Data first, then the clean end, then sends fail (as EPIPE). */
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "abc", 3);
+    assert_int_equal(wait1(f->hh, a, HAL_NET_READABLE), HAL_NET_READABLE);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_CLOSED);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_CLOSED);
+    assert_int_equal(hal_net_send(f->hh, a, "x", 1, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+
+    /* Closing an unaccepted connection's listener resets it. */
+    c = NULL;
+    assert_int_equal(hal_net_listen(f->hh, NULL, 8080, &a), SAT_OK);
+    assert_int_equal(hal_net_connect(f->th, "hub", 8080, &c), SAT_OK);
+    world_to(f, sim_net_next_event_ms(f->net));
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_recv(f->th, c, buf, sizeof buf, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+}
+
+static void test_net_back_pressure_and_bandwidth(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    uint8_t *big = calloc(1, SIM_NET_CONN_BUFFER_BYTES_MAX);
+    size_t total = 0;
+    size_t n = 0;
+    int ret;
+    uint64_t t;
+
+    assert_non_null(big);
+    establish(f, &l, &c, &a);
+    /* Nobody reads: the sender is stopped at exactly the bound. */
+    while ((ret = hal_net_send(f->th, c, big, 10000, &n)) == SAT_OK)
+        total += n;
+    assert_int_equal(ret, SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(total, SIM_NET_CONN_BUFFER_BYTES_MAX);
+    assert_int_equal(wait1(f->th, c, HAL_NET_WRITABLE), 0);
+    /* Arrival alone frees nothing; reading does. */
+    world_to(f, sim_net_now_ms(f->net) + 1000);
+    assert_int_equal(hal_net_send(f->th, c, big, 1, &n), SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(hal_net_recv(f->hh, a, big, 1000, &n), SAT_OK);
+    assert_int_equal(n, 1000);
+    assert_int_equal(wait1(f->th, c, HAL_NET_WRITABLE), HAL_NET_WRITABLE);
+    assert_int_equal(hal_net_send(f->th, c, big, 5000, &n), SAT_OK);
+    assert_int_equal(n, 1000);
+    assert_int_equal(hal_net_send(f->th, c, big, 1, &n), SAT_ERR_WOULD_BLOCK);
+    /* The other direction is independent. */
+    assert_int_equal(hal_net_send(f->hh, a, big, 10, &n), SAT_OK);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+
+    /* Bandwidth: 10 bytes/ms on the tablet's uplink spaces the chunks out:
+     * 1000 bytes take 100 ms to send, then the latency. */
+    link_set(f->net, "tablet-1", 1, TAB_LAT_MS, 0, 10, 0);
+    c = NULL;
+    establish(f, &l, &c, &a);
+    t = sim_net_now_ms(f->net);
+    assert_int_equal(hal_net_send(f->th, c, big, 1000, &n), SAT_OK);
+    assert_int_equal(hal_net_send(f->th, c, big, 1000, &n), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + 100 + ONE_WAY_MS);
+    world_to(f, t + 100 + ONE_WAY_MS);
+    assert_int_equal(hal_net_recv(f->hh, a, big, SIM_NET_CONN_BUFFER_BYTES_MAX, &n), SAT_OK);
+    assert_int_equal(n, 1000);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + 200 + ONE_WAY_MS);
+    /* The hub's uplink is unlimited, but the tablet's downlink (also 10
+     * bytes/ms) spaces the replies: sent at t+150, they reach the tablet
+     * at t+200, then take 50 ms each to come down. */
+    assert_int_equal(hal_net_send(f->hh, a, big, 500, &n), SAT_OK);
+    assert_int_equal(hal_net_send(f->hh, a, big, 500, &n), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + 200 + ONE_WAY_MS);
+    world_to(f, t + 200 + ONE_WAY_MS);
+    assert_int_equal(hal_net_recv(f->hh, a, big, SIM_NET_CONN_BUFFER_BYTES_MAX, &n), SAT_OK);
+    assert_int_equal(n, 1000);
+    assert_int_equal(hal_net_recv(f->th, c, big, SIM_NET_CONN_BUFFER_BYTES_MAX, &n), SAT_OK);
+    assert_int_equal(n, 500);
+    assert_int_equal(hal_net_recv(f->th, c, big, SIM_NET_CONN_BUFFER_BYTES_MAX, &n),
+                     SAT_ERR_WOULD_BLOCK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + 300);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+    free(big);
+}
+
+static void test_net_next_event_and_time(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    hal_sock *r = NULL;
+    uint8_t buf[8];
+    size_t n = 0;
+    uint64_t t;
+
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+    sim_net_set_now(f->net, 1000);
+    sim_hal_advance_ms(f->hub, 1000);
+    sim_hal_advance_ms(f->tab, 1000);
+    sim_net_set_now(f->net, 10); /* never back */
+    assert_int_equal(sim_net_now_ms(f->net), 1000);
+    establish(f, &l, &c, &a);
+    t = sim_net_now_ms(f->net);
+    assert_int_equal(t, 1000 + ONE_WAY_MS);
+    /* Several things scheduled: the earliest comes first, each in turn. */
+    assert_int_equal(hal_net_connect(f->th, "hub", 9, &r), SAT_OK); /* refused at t+100 */
+    world_to(f, t + 10);
+    assert_int_equal(hal_net_send(f->hh, a, "1", 1, &n), SAT_OK); /* arrives t+60 */
+    world_to(f, t + 20);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK); /* reaches the hub at t+70 */
+    assert_int_equal(sim_net_next_event_ms(f->net), t + 70); /* nobody reads "1" now */
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + 2 * ONE_WAY_MS);
+    world_to(f, t + 2 * ONE_WAY_MS);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+    assert_int_equal(hal_net_connect_status(f->th, r), SAT_ERR_REFUSED);
+    assert_int_equal(hal_net_close(f->th, r), SAT_OK);
+    (void)buf;
+
+    /* A reset decided by a draw is an event too: at 1000 per mille every
+     * chunk resets its connection, at the chunk's arrival. */
+    link_set(f->net, "hub", 1, HUB_LAT_MS, 0, 0, 1000);
+    c = NULL;
+    establish(f, &l, &c, &a);
+    t = sim_net_now_ms(f->net);
+    assert_int_equal(hal_net_send(f->th, c, "doomed", 6, &n), SAT_OK);
+    assert_int_equal(sim_net_next_event_ms(f->net), t + ONE_WAY_MS);
+    world_to(f, t + ONE_WAY_MS - 1);
+    assert_int_equal(hal_net_send(f->th, c, "x", 1, &n), SAT_OK); /* not known yet */
+    world_to(f, t + ONE_WAY_MS);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_send(f->th, c, "x", 1, &n), SAT_ERR_RESET);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+}
+
+/* A scripted exchange over a link with jitter and random resets; records
+ * when each byte count arrived and when resets happened. */
+#define TRACE_MAX 4096
+struct net_trace {
+    uint64_t ev[TRACE_MAX]; /* (time << 20) | (bytes or a marker) */
+    size_t n;
+    unsigned resets;
+};
+
+static void run_net_trace(uint64_t seed, struct net_trace *tr)
+{
+    enum { MESSAGES = 300, MSG_BYTES = 700, RESET_MARK = 0xfffff };
+    struct netfx *f = NULL;
+    void *st = NULL;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    uint8_t msg[MSG_BYTES];
+    uint8_t got[MSG_BYTES * 4];
+    uint64_t next_expected = 0; /* in-order check: byte i of a stream is i % 251 */
+    uint64_t stream_sent = 0;
+    int sent_msgs = 0;
+    memset(tr, 0, sizeof *tr);
+    assert_int_equal(net_setup_seed(&st, seed), 0);
+    f = st;
+    link_set(f->net, "hub", 1, 10, 25, 0, 0);
+    link_set(f->net, "tablet-1", 1, 15, 40, 200, 20);
+    assert_int_equal(hal_net_listen(f->hh, "hub", 443, &l), SAT_OK);
+    while (sent_msgs < MESSAGES) {
+        uint64_t now = sim_net_now_ms(f->net);
+        uint64_t next;
+        size_t n = 0;
+        int ret;
+        if (!c) {
+            assert_int_equal(hal_net_connect(f->th, "hub", 443, &c), SAT_OK);
+            stream_sent = 0;
+        }
+        if (!a && hal_net_accept(f->hh, l, &a) == SAT_OK)
+            next_expected = 0;
+        if (hal_net_connect_status(f->th, c) == SAT_OK) {
+            for (size_t i = 0; i < MSG_BYTES; i++)
+                msg[i] = (uint8_t)((stream_sent + i) % 251);
+            ret = hal_net_send(f->th, c, msg, MSG_BYTES, &n);
+            if (ret == SAT_OK) {
+                assert_int_equal(n, MSG_BYTES);
+                stream_sent += n;
+                sent_msgs++;
+            }
+        }
+        while (a && (ret = hal_net_recv(f->hh, a, got, sizeof got, &n)) == SAT_OK) {
+            for (size_t i = 0; i < n; i++, next_expected++)
+                assert_int_equal(got[i], (uint8_t)(next_expected % 251));
+            assert_true(tr->n < TRACE_MAX);
+            tr->ev[tr->n++] = (now << 20) | n;
+        }
+        if (hal_net_connect_status(f->th, c) == SAT_ERR_RESET) {
+            /* Both sides start over, as a sync session would. */
+            assert_true(tr->n < TRACE_MAX);
+            tr->ev[tr->n++] = (now << 20) | RESET_MARK;
+            tr->resets++;
+            assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+            c = NULL;
+            if (a) {
+                assert_int_equal(hal_net_recv(f->hh, a, got, sizeof got, &n), SAT_ERR_RESET);
+                assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+                a = NULL;
+            }
+            continue;
+        }
+        next = sim_net_next_event_ms(f->net);
+        if (next == UINT64_MAX || next > now + 5)
+            next = now + 5; /* the tablet sends every 5 ms */
+        world_to(f, next);
+    }
+    if (c)
+        assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    if (a)
+        assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+    net_teardown(&st);
+}
+
+static void test_net_same_seed_same_timing(void **state)
+{
+    struct net_trace *a = malloc(sizeof *a);
+    struct net_trace *b = malloc(sizeof *b);
+    struct net_trace *c = malloc(sizeof *c);
+    (void)state;
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    run_net_trace(11, a);
+    run_net_trace(11, b);
+    run_net_trace(12, c);
+    assert_true(a->n > 10);
+    assert_int_equal(a->n, b->n);
+    assert_memory_equal(a->ev, b->ev, a->n * sizeof a->ev[0]);
+    assert_true(a->resets > 0); /* 20 per mille per chunk over ~300 chunks */
+    assert_true(a->n != c->n || memcmp(a->ev, c->ev, a->n * sizeof a->ev[0]) != 0);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_net_power_cut_resets_connections(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    hal_sock *s2 = NULL;
+    uint8_t buf[8];
+    size_t n = 0;
+    uint16_t port = 0;
+    unsigned want = HAL_NET_READABLE;
+    unsigned ready = 0;
+
+    establish(f, &l, &c, &a);
+    assert_int_equal(hal_net_send(f->th, c, "abc", 3, &n), SAT_OK);
+    sim_hal_power_cut(f->tab);
+    /* The peer sees a reset at once. */
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_send(f->hh, a, "x", 1, &n), SAT_ERR_RESET);
+    assert_int_equal(sim_net_next_event_ms(f->net), UINT64_MAX);
+    /* While off, every net call of the device fails. */
+    assert_int_equal(hal_net_link_up(f->th), 0);
+    assert_int_equal(hal_net_connect(f->th, "hub", 1, &s2), SAT_ERR_POWER_CUT);
+    assert_int_equal(hal_net_listen(f->th, NULL, 0, &s2), SAT_ERR_POWER_CUT);
+    assert_int_equal(hal_net_recv(f->th, c, buf, sizeof buf, &n), SAT_ERR_POWER_CUT);
+    assert_int_equal(hal_net_wait(f->th, &c, &want, &ready, 1, 0), SAT_ERR_POWER_CUT);
+    sim_hal_power_on(f->tab);
+    assert_int_equal(hal_net_link_up(f->th), 1);
+    /* Sockets from before the cut stay dead; net_wait reports them ready
+     * so the caller finds out. */
+    assert_int_equal(hal_net_send(f->th, c, "x", 1, &n), SAT_ERR_POWER_CUT);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_POWER_CUT);
+    assert_int_equal(hal_net_local_port(f->th, c, &port), SAT_ERR_POWER_CUT);
+    assert_int_equal(wait1(f->th, c, HAL_NET_READABLE), HAL_NET_READABLE);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    /* New connections work after power-on. */
+    c = NULL;
+    establish(f, &l, &c, &a);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+
+    /* The hub's power cut takes its listener and its waiting connections. */
+    assert_int_equal(hal_net_local_port(f->hh, l, &port), SAT_OK);
+    assert_int_equal(hal_net_connect(f->th, "hub", port, &c), SAT_OK);
+    sim_hal_power_cut(f->hub);
+    sim_hal_power_on(f->hub);
+    assert_int_equal(hal_net_connect_status(f->th, c), SAT_ERR_RESET);
+    assert_int_equal(hal_net_accept(f->hh, l, &a), SAT_ERR_POWER_CUT);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    /* Its old port is free again. */
+    assert_int_equal(hal_net_listen(f->hh, "hub", port, &l), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+}
+
+static void test_net_listen_loopback_and_limits(void **state)
+{
+    struct netfx *f = *state;
+    hal_sock *l = NULL;
+    hal_sock *l2 = NULL;
+    hal_sock *c = NULL;
+    hal_sock *a = NULL;
+    hal_sock *ls[SIM_NET_NODE_LISTENERS_MAX];
+    hal_sock **cs = calloc(SIM_NET_NODE_CONNS_MAX, sizeof *cs);
+    uint16_t p1 = 0;
+    uint16_t p2 = 0;
+    uint8_t buf[8];
+    size_t n = 0;
+    struct sim_link link = { 1, 0, 0, 0, SIM_NET_RESET_PER_MILLE_MAX };
+    struct sim_link bad = { 1, 0, 0, 0, SIM_NET_RESET_PER_MILLE_MAX + 1 };
+    struct sim_net_stats st;
+    struct sim_hal *third = NULL;
+
+    assert_non_null(cs);
+    /* Hosts a node may listen on; port 0 picks distinct free ports. */
+    assert_int_equal(hal_net_listen(f->hh, "tablet-1", 80, &l), SAT_ERR_INVALID);
+    assert_int_equal(hal_net_listen(f->hh, "hub", 0, &l), SAT_OK);
+    assert_int_equal(hal_net_listen(f->hh, "127.0.0.1", 0, &l2), SAT_OK);
+    assert_int_equal(hal_net_local_port(f->hh, l, &p1), SAT_OK);
+    assert_int_equal(hal_net_local_port(f->hh, l2, &p2), SAT_OK);
+    assert_int_not_equal(p1, p2);
+    assert_int_equal(hal_net_listen(f->hh, "0.0.0.0", p1, &c), SAT_ERR_EXISTS);
+
+    /* Loopback (also to the node's own name): immediate, no latency. */
+    assert_int_equal(hal_net_connect(f->hh, "127.0.0.1", p2, &c), SAT_OK);
+    assert_int_equal(hal_net_connect_status(f->hh, c), SAT_OK);
+    assert_int_equal(hal_net_accept(f->hh, l2, &a), SAT_OK);
+    assert_int_equal(hal_net_send(f->hh, c, "lo", 2, &n), SAT_OK);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_OK);
+    assert_int_equal(n, 2);
+    /* The link does not carry loopback. */
+    link_set(f->net, "hub", 0, HUB_LAT_MS, 0, 0, 0);
+    assert_int_equal(hal_net_send(f->hh, a, "ok", 2, &n), SAT_OK);
+    assert_int_equal(hal_net_recv(f->hh, c, buf, sizeof buf, &n), SAT_OK);
+    link_set(f->net, "hub", 1, HUB_LAT_MS, 0, 0, 0);
+    assert_int_equal(hal_net_close(f->hh, c), SAT_OK);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_CLOSED);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_connect(f->hh, "hub", 1, &c), SAT_OK);
+    assert_int_equal(hal_net_connect_status(f->hh, c), SAT_ERR_REFUSED);
+    assert_int_equal(hal_net_close(f->hh, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l2), SAT_OK);
+
+    /* Listener limit. */
+    for (unsigned i = 1; i < SIM_NET_NODE_LISTENERS_MAX; i++)
+        assert_int_equal(hal_net_listen(f->hh, NULL, 0, &ls[i]), SAT_OK);
+    assert_int_equal(hal_net_listen(f->hh, NULL, 0, &ls[0]), SAT_ERR_NO_MEMORY);
+    for (unsigned i = 1; i < SIM_NET_NODE_LISTENERS_MAX; i++)
+        assert_int_equal(hal_net_close(f->hh, ls[i]), SAT_OK);
+
+    /* Backlog: the connect beyond it is refused after a round trip. */
+    for (unsigned i = 0; i < SIM_NET_LISTEN_BACKLOG_MAX + 1; i++)
+        assert_int_equal(hal_net_connect(f->th, "hub", p1, &cs[i]), SAT_OK);
+    world_to(f, sim_net_now_ms(f->net) + 2 * ONE_WAY_MS);
+    for (unsigned i = 0; i < SIM_NET_LISTEN_BACKLOG_MAX; i++)
+        assert_int_equal(hal_net_connect_status(f->th, cs[i]), SAT_OK);
+    assert_int_equal(hal_net_connect_status(f->th, cs[SIM_NET_LISTEN_BACKLOG_MAX]),
+                     SAT_ERR_REFUSED);
+    /* Connections per node: the tablet's own ends are bounded too. */
+    for (unsigned i = SIM_NET_LISTEN_BACKLOG_MAX + 1; i < SIM_NET_NODE_CONNS_MAX; i++)
+        assert_int_equal(hal_net_connect(f->th, "hub", 7, &cs[i]), SAT_OK);
+    assert_int_equal(hal_net_connect(f->th, "hub", 7, &c), SAT_ERR_NO_MEMORY);
+    for (unsigned i = 0; i < SIM_NET_NODE_CONNS_MAX; i++)
+        assert_int_equal(hal_net_close(f->th, cs[i]), SAT_OK);
+    assert_int_equal(hal_net_connect(f->th, "hub", 7, &c), SAT_OK);
+    assert_int_equal(hal_net_close(f->th, c), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+
+    /* Attach and link errors; a foreign socket. */
+    assert_int_equal(sim_net_attach(f->net, f->tab, "tablet-9"), SAT_ERR_INVALID);
+    assert_int_equal(sim_hal_new(&third, 3, WALL_START_MS), SAT_OK);
+    assert_int_equal(sim_net_attach(f->net, third, "hub"), SAT_ERR_EXISTS);
+    assert_int_equal(sim_net_attach(f->net, third, "127.0.0.1"), SAT_ERR_INVALID);
+    assert_int_equal(sim_net_attach(f->net, third, "bad name"), SAT_ERR_INVALID);
+    assert_int_equal(sim_net_attach(f->net, third, ""), SAT_ERR_INVALID);
+    assert_int_equal(sim_net_set_link(f->net, "tablet-9", &link), SAT_ERR_NOT_FOUND);
+    assert_int_equal(sim_net_set_link(f->net, "hub", &bad), SAT_ERR_INVALID);
+    assert_int_equal(sim_net_set_link(f->net, "hub", NULL), SAT_ERR_INVALID);
+    assert_int_equal(sim_net_stats(f->net, "tablet-9", &st), SAT_ERR_NOT_FOUND);
+    assert_int_equal(sim_hal_net_stats(third, &st), SAT_ERR_NOT_SUPPORTED);
+    assert_int_equal(sim_net_attach(f->net, third, "tablet-2"), SAT_OK);
+    assert_int_equal(hal_net_listen(f->hh, NULL, 0, &l), SAT_OK);
+    assert_int_equal(hal_net_accept(sim_hal_hal(third), l, &a), SAT_ERR_INVALID);
+    assert_int_equal(hal_net_close(sim_hal_hal(third), l), SAT_ERR_INVALID);
+    assert_int_equal(hal_net_local_port(f->hh, l, &p1), SAT_OK);
+    /* A device freed while connected: the peer sees a reset; its address
+     * becomes unknown, then can be taken by another device. */
+    assert_int_equal(hal_net_connect(sim_hal_hal(third), "hub", p1, &c), SAT_OK);
+    world_to(f, sim_net_now_ms(f->net) + ONE_WAY_MS);
+    assert_int_equal(hal_net_accept(f->hh, l, &a), SAT_OK);
+    sim_hal_free(third);
+    assert_int_equal(hal_net_recv(f->hh, a, buf, sizeof buf, &n), SAT_ERR_RESET);
+    assert_int_equal(hal_net_connect(f->hh, "tablet-2", 1, &c), SAT_ERR_UNREACHABLE);
+    assert_int_equal(sim_hal_new(&third, 4, WALL_START_MS), SAT_OK);
+    assert_int_equal(sim_net_attach(f->net, third, "tablet-2"), SAT_OK);
+    sim_hal_free(third);
+    assert_int_equal(hal_net_close(f->hh, a), SAT_OK);
+    assert_int_equal(hal_net_close(f->hh, l), SAT_OK);
+    free(cs);
+}
+
+/* The network may go first: the devices' sockets stay safe to close. */
+static void test_net_freed_before_devices(void **state)
+{
+    struct sim_net *net = NULL;
+    struct sim_hal *a = NULL;
+    struct sim_hal *b = NULL;
+    hal_sock *l = NULL;
+    hal_sock *c = NULL;
+    hal_sock *s = NULL;
+    uint16_t port = 0;
+    size_t n = 0;
+    (void)state;
+    assert_int_equal(sim_net_new(&net, 1), SAT_OK);
+    assert_int_equal(sim_hal_new(&a, 1, WALL_START_MS), SAT_OK);
+    assert_int_equal(sim_hal_new(&b, 2, WALL_START_MS), SAT_OK);
+    assert_int_equal(sim_net_attach(net, a, "a"), SAT_OK);
+    assert_int_equal(sim_net_attach(net, b, "b"), SAT_OK);
+    assert_int_equal(hal_net_listen(sim_hal_hal(a), NULL, 0, &l), SAT_OK);
+    assert_int_equal(hal_net_local_port(sim_hal_hal(a), l, &port), SAT_OK);
+    assert_int_equal(hal_net_connect(sim_hal_hal(b), "a", port, &c), SAT_OK);
+    assert_int_equal(hal_net_connect(sim_hal_hal(b), "a", port, &s), SAT_OK);
+    /* No latency by default: up at once; the byte is still queued when the
+     * network goes. */
+    assert_int_equal(hal_net_send(sim_hal_hal(b), c, "x", 1, &n), SAT_OK);
+    sim_net_free(net);
+    assert_int_equal(hal_net_send(sim_hal_hal(b), c, "x", 1, &n), SAT_ERR_NOT_SUPPORTED);
+    assert_int_equal(hal_net_link_up(sim_hal_hal(b)), 0);
+    assert_int_equal(hal_net_close(sim_hal_hal(b), c), SAT_OK);
+    sim_hal_free(a); /* frees the listener */
+    sim_hal_free(b); /* frees s */
+}
+
+/* ---- clock skew and battery --------------------------------------------------- */
+
+static void test_clock_skew_and_drift(void **state)
+{
+    struct fixture *fx = *state;
+    const struct hal *h = fx->h;
+    struct sim_hal *sim = NULL;
+
+    assert_int_equal(sim_hal_set_clock_skew(fx->sim, -3600000, 50), SAT_OK);
+    assert_int_equal(hal_clock_wall_ms(h), WALL_START_MS - 3600000);
+    sim_hal_advance_ms(fx->sim, 10000);
+    assert_int_equal(hal_clock_monotonic_ms(h), 10000); /* never scaled */
+    assert_int_equal(hal_clock_wall_ms(h), WALL_START_MS - 3600000 + 10000);
+    sim_hal_advance_ms(fx->sim, 1000000 - 10000);
+    assert_int_equal(hal_clock_wall_ms(h), WALL_START_MS - 3600000 + 1000000 + 50);
+    sim_hal_advance_ms(fx->sim, 19999);
+    /* floor(1019999 * 50 / 1e6) = 50 */
+    assert_int_equal(hal_clock_wall_ms(h), WALL_START_MS - 3600000 + 1019999 + 50);
+    sim_hal_advance_ms(fx->sim, 1);
+    assert_int_equal(hal_clock_wall_ms(h), WALL_START_MS - 3600000 + 1020000 + 51);
+    assert_int_equal(hal_clock_monotonic_ms(h), 1020000);
+
+    /* Setting the wall clock re-bases it (offset and drift stay). */
+    sim_hal_set_wall_ms(fx->sim, 5000);
+    assert_int_equal(hal_clock_wall_ms(h), 5000);
+    sim_hal_advance_ms(fx->sim, 2000000);
+    assert_int_equal(hal_clock_wall_ms(h), 5000 + 2000000 + 100);
+
+    assert_int_equal(sim_hal_set_clock_skew(fx->sim, 0, 1000001), SAT_ERR_INVALID);
+    assert_int_equal(sim_hal_set_clock_skew(fx->sim, 0, -1000001), SAT_ERR_INVALID);
+
+    /* A slow clock rounds toward minus infinity. */
+    assert_int_equal(sim_hal_new(&sim, 9, WALL_START_MS), SAT_OK);
+    assert_int_equal(sim_hal_set_clock_skew(sim, 0, -1), SAT_OK);
+    sim_hal_advance_ms(sim, 1);
+    assert_int_equal(hal_clock_wall_ms(sim_hal_hal(sim)), WALL_START_MS); /* 1 + floor(-1e-6) */
+    sim_hal_advance_ms(sim, 999999);
+    assert_int_equal(hal_clock_wall_ms(sim_hal_hal(sim)), WALL_START_MS + 1000000 - 1);
+    /* -1e6 ppm stops it; +1e6 runs it double. */
+    assert_int_equal(sim_hal_set_clock_skew(sim, 7, -1000000), SAT_OK);
+    assert_int_equal(hal_clock_wall_ms(sim_hal_hal(sim)), WALL_START_MS + 7);
+    sim_hal_advance_ms(sim, 123456);
+    assert_int_equal(hal_clock_wall_ms(sim_hal_hal(sim)), WALL_START_MS + 7);
+    assert_int_equal(sim_hal_set_clock_skew(sim, 0, 1000000), SAT_OK);
+    assert_int_equal(hal_clock_wall_ms(sim_hal_hal(sim)), WALL_START_MS + 2 * 1123456);
+    /* Saturates instead of wrapping. */
+    sim_hal_advance_ms(sim, UINT64_MAX);
+    assert_int_equal(hal_clock_monotonic_ms(sim_hal_hal(sim)), UINT64_MAX);
+    assert_true(hal_clock_wall_ms(sim_hal_hal(sim)) == INT64_MAX);
+    sim_hal_free(sim);
+}
+
+static void test_battery(void **state)
+{
+    struct fixture *fx = *state;
+    int pct = -5;
+    assert_int_equal(hal_power_battery_pct(fx->h, &pct), SAT_ERR_NOT_SUPPORTED);
+    assert_int_equal(pct, -5);
+    sim_hal_set_battery(fx->sim, 55);
+    assert_int_equal(hal_power_battery_pct(fx->h, &pct), SAT_OK);
+    assert_int_equal(pct, 55);
+    sim_hal_set_battery(fx->sim, 0);
+    assert_int_equal(hal_power_battery_pct(fx->h, &pct), SAT_OK);
+    assert_int_equal(pct, 0);
+    sim_hal_set_battery(fx->sim, 150);
+    assert_int_equal(hal_power_battery_pct(fx->h, &pct), SAT_OK);
+    assert_int_equal(pct, 100);
+    sim_hal_power_cut(fx->sim); /* the battery is not storage */
+    assert_int_equal(hal_power_battery_pct(fx->h, &pct), SAT_OK);
+    assert_int_equal(pct, 100);
+    sim_hal_set_battery(fx->sim, -1);
+    assert_int_equal(hal_power_battery_pct(fx->h, &pct), SAT_ERR_NOT_SUPPORTED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -907,6 +1773,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entropy_differs_between_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clocks_move_only_when_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keystore_secret_and_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew_and_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_battery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_net_connect_accept_send_recv_with_latency, net_setup,
+                                        net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_refused_and_unreachable, net_setup,
+                                        net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_link_down_resets_both_ends, net_setup,
+                                        net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_close_drains_then_closed, net_setup,
+                                        net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_back_pressure_and_bandwidth, net_setup,
+                                        net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_next_event_and_time, net_setup, net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_power_cut_resets_connections, net_setup,
+                                        net_teardown),
+        cmocka_unit_test_setup_teardown(test_net_listen_loopback_and_limits, net_setup,
+                                        net_teardown),
+        cmocka_unit_test(test_net_freed_before_devices),
+        cmocka_unit_test(test_net_same_seed_same_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
