@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     double base = 0;
     snprintf(sim, sizeof sim, "satchel-sim");
     {
-        char self[4096];
+        char self[4000]; /* leaves room in sim[] for the suffix */
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
         if (n > 0) {
             char *slash;

@@ -57,6 +57,10 @@ static int io_send(void *arg, const void *buf, size_t len, size_t *sent)
 static int io_recv(void *arg, void *buf, size_t len, size_t *got)
 {
     int ret = tls_conn_recv(arg, buf, len, got);
+    /* Only a close_notify ends a session cleanly; a bare end of the TCP
+     * stream (a killed or unplugged device) is a broken link. */
+    if (ret == SAT_ERR_CLOSED)
+        return SAT_ERR_RESET;
     return ret == SAT_ERR_TLS_CLOSED ? SAT_ERR_CLOSED : ret;
 }
 
