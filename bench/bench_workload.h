@@ -8,16 +8,17 @@
  *
  * Both workloads use the store's patient and observation tables (as in
  * firmware/store/store.c) and the store's settings: page_size=4096 (set
- * before the tables are made), journal_mode=PERSIST, synchronous=FULL,
+ * before the tables are made), journal_mode=WAL with locking_mode=EXCLUSIVE,
+ * synchronous=FULL,
  * temp_store=MEMORY, mmap_size=0.
  *
- *  1. Nurse day (durable), cache_size=-2048: `patients` patients (set-up,
+ *  1. Nurse day (durable), cache_size=-8192: `patients` patients (set-up,
  *     not timed); phase "insert": `observations` inserts, `rows_per_txn` per
  *     BEGIN IMMEDIATE ... COMMIT; phase "lookup": `lookups` statements each
  *     reading a random patient's 5 latest observations through the index on
  *     observation(patient_id, taken_ms); phase "listing": the caseload, each
  *     patient with their observation count and latest NEWS2 score.
- *  2. Crypto-bound, cache_size=-2048: `patients` patients (set-up, not
+ *  2. Crypto-bound, cache_size=-8192: `patients` patients (set-up, not
  *     timed); phase "import": `observations` inserts in one transaction;
  *     phase "cold_scan": the database closed, reopened with
  *     cache_size=`scan_cache_pages` and every observation read (a full
@@ -26,7 +27,7 @@
  * Data is synthetic, from splitmix64 seeded with BENCH_SEED: the same rows,
  * in the same order, on every engine and every run. No real person.
  *
- * Every database lives in one file, BENCH_DB_NAME, plus its rollback
+ * Every database lives in one file, BENCH_DB_NAME, plus its write-ahead log or
  * journal, in the engine's directory; a directory is used for one run only.
  */
 #ifndef SATCHEL_BENCH_WORKLOAD_H
@@ -89,7 +90,7 @@ struct bench_result {
     int phases;                         /* bench_phase_count(workload) */
     double phase_ms[BENCH_PHASES_MAX];  /* wall-clock time of each phase */
     uint64_t db_bytes;                  /* database file after the run */
-    uint64_t journal_bytes;             /* its journal (PERSIST keeps it) */
+    uint64_t journal_bytes;             /* its WAL or journal */
     uint64_t written_bytes;             /* file pages dirtied in the timed phases
                                            (Linux /proc/self/io; 0 elsewhere) */
     uint64_t transactions;              /* write transactions in phase 0 */

@@ -366,6 +366,7 @@ struct scan {
     const char *const *markers;
     int files;
     int hits;
+    int wal; /* the store's WAL was among the files */
 };
 
 static int scan_file(void *arg, const char *name)
@@ -376,6 +377,8 @@ static int scan_file(void *arg, const char *name)
     if (sim_hal_file_bytes(sc->sim, name, &bytes, &len) != SAT_OK)
         return 0;
     sc->files++;
+    if (strcmp(name, STORE_DB_NAME "-wal") == 0)
+        sc->wal = 1;
     for (const char *const *m = sc->markers; *m; m++)
         if (mem_contains(bytes, len, *m)) {
             fprintf(stderr, "plaintext '%s' found in %s\n", *m, name);
@@ -384,12 +387,13 @@ static int scan_file(void *arg, const char *name)
     return 0;
 }
 
-static void scan_all(struct fx *f, const char *const *markers, int *files, int *hits)
+static void scan_all(struct fx *f, const char *const *markers, int *files, int *hits, int *wal)
 {
-    struct scan sc = { f->sim, markers, 0, 0 };
+    struct scan sc = { f->sim, markers, 0, 0, 0 };
     assert_int_equal(hal_storage_list(f->h, scan_file, &sc), SAT_OK);
     *files = sc.files;
     *hits = sc.hits;
+    *wal = sc.wal;
 }
 
 static void test_plaintext_never_reaches_storage(void **state)
@@ -402,6 +406,7 @@ static void test_plaintext_never_reaches_storage(void **state)
     struct store_obs o;
     int files = 0;
     int hits = 0;
+    int wal = 0;
 
     for (int i = 0; i < 20; i++) {
         fixture_patient(&f->rng, &p, "ZQXMARKER");
@@ -417,11 +422,13 @@ static void test_plaintext_never_reaches_storage(void **state)
         fixture_vitals(&f->rng, &o.vitals);
         assert_int_equal(store_obs_add(f->s, &o), SAT_OK);
     }
-    scan_all(f, markers, &files, &hits);
+    scan_all(f, markers, &files, &hits, &wal);
     assert_true(files >= 2); /* database and journal */
+    assert_true(wal);        /* the WAL holds the latest pages: scanned too */
     assert_int_equal(hits, 0);
 
-    /* Crash in the middle of a transaction, with the journal hot. */
+    /* Crash in the middle of a transaction, with its frames half in the
+     * WAL. */
     fixture_patient(&f->rng, &p, "ZQXMARKER");
     sim_hal_cut_at(f->sim, 3);
     assert_int_not_equal(store_patient_add(f->s, &p), SAT_OK);
@@ -429,11 +436,12 @@ static void test_plaintext_never_reaches_storage(void **state)
     store_close(f->s);
     f->s = NULL;
     sim_hal_power_on(f->sim);
-    scan_all(f, markers, &files, &hits);
+    scan_all(f, markers, &files, &hits, &wal);
+    assert_true(wal);
     assert_int_equal(hits, 0);
     assert_int_equal(store_open(f->h, &f->k, &f->s), SAT_OK);
     assert_int_equal(store_check_integrity(f->s), SAT_OK);
-    scan_all(f, markers, &files, &hits);
+    scan_all(f, markers, &files, &hits, &wal);
     assert_int_equal(hits, 0);
     free(n);
 }

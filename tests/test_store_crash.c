@@ -20,6 +20,8 @@
 
 #include <stdlib.h>
 
+#include <sqlite3.h>
+
 #include "store_fixture.h"
 #include "vfs_crypt.h"
 
@@ -206,7 +208,8 @@ static void test_wrong_key_reads_nothing(void **state)
 /* ---- power-cut sweep ---------------------------------------------------- */
 
 #define SWEEP_STEPS 24
-#define SWEEP_SEEDS 2
+#define SWEEP_SEEDS 2             /* at least; more until the cut points suffice */
+#define SWEEP_CUT_POINTS_MIN 1000
 
 struct step_result {
     int ok;
@@ -338,7 +341,8 @@ static void test_power_cut_sweep(void **state)
     }
     assert_true(total_ops > 100);
 
-    for (uint64_t round = 0; round < SWEEP_SEEDS; round++) {
+    for (uint64_t round = 0; round < SWEEP_SEEDS || cut_points < SWEEP_CUT_POINTS_MIN;
+         round++) {
         for (uint64_t cut = 1; cut <= total_ops; cut++) {
             uint64_t seed = 1000u * (round + 1) + cut;
             struct sim_hal *sim = NULL;
@@ -385,9 +389,325 @@ static void test_power_cut_sweep(void **state)
             sim_hal_free(sim);
         }
     }
-    print_message("power-cut sweep: %llu cut points (%llu storage ops x %d seeds)\n",
-                  (unsigned long long)cut_points, (unsigned long long)total_ops, SWEEP_SEEDS);
+    print_message("power-cut sweep: %llu cut points (%llu storage ops x %llu seeds)\n",
+                  (unsigned long long)cut_points, (unsigned long long)total_ops,
+                  (unsigned long long)(cut_points / total_ops));
     assert_true(cut_points >= 1000);
+}
+
+/* ---- SQLite on the VFS, WAL and rollback journal -------------------------- */
+
+/* The store runs SQLite in WAL mode over the VFS. Its own workload above is
+ * too short to fill a WAL, so here SQLite runs on the VFS directly, with the
+ * store's settings but a page cache of a few pages and a WAL checkpointed
+ * every few pages: transactions spill pages midway (SQLite rewrites those
+ * frames in place and then their checksums, before the commit), checkpoints
+ * copy sealed pages into the database, and the WAL starts over with new
+ * salts, its old frames overwritten. The same workload in rollback-journal
+ * mode (PERSIST) spills too, so journals get several headers and records
+ * written in pieces across blocks. */
+#define WAL_DB "wal.db"
+#define WAL_TXNS 30
+#define WAL_KEYS 40
+#define WAL_BIG_TXN_KEYS 14 /* every fifth transaction: more than the cache holds */
+#define WAL_SEEDS 1 /* each of these two sweeps costs ops^2: one seed keeps CI under qemu short */
+
+static const char wal_pragmas[] =
+    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=4096; PRAGMA synchronous=FULL;"
+    "PRAGMA temp_store=MEMORY; PRAGMA cache_size=6; PRAGMA wal_autocheckpoint=12;";
+
+/* The journal mode the VFS tests run in: "wal" or "persist". */
+static const char *vfs_journal_mode = "wal";
+
+struct wal_model {
+    uint32_t ver[WAL_KEYS];  /* version of each key's value; 0: no row */
+    uint32_t next[WAL_KEYS]; /* the next version to write */
+};
+
+/* Value of key k at version ver: 200 to 899 bytes, from the generator. */
+static size_t wal_value(int k, uint32_t ver, uint8_t *out)
+{
+    uint64_t rng = ((uint64_t)k << 32) | ver;
+    size_t n = 200 + (size_t)(fixture_next(&rng) % 700);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)fixture_next(&rng);
+    return n;
+}
+
+static int wal_db_open(const struct hal *h, struct vfs_crypt **v, sqlite3 **db)
+{
+    static const uint8_t key[VFS_CRYPT_KEY_BYTES] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66 };
+    static const uint8_t id[VFS_CRYPT_STORE_ID_BYTES] = { 0xa1, 0xb2, 0xc3 };
+    sqlite3_stmt *q = NULL;
+    int rc;
+    *db = NULL;
+    if (vfs_crypt_register(h, key, id, v) != SAT_OK)
+        return SQLITE_ERROR;
+    rc = sqlite3_open_v2(WAL_DB, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                         vfs_crypt_name(*v));
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(*db, 1);
+        rc = sqlite3_exec(*db, wal_pragmas, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(*db,
+                                strcmp(vfs_journal_mode, "wal") == 0 ? "PRAGMA journal_mode=WAL"
+                                                             : "PRAGMA journal_mode=PERSIST",
+                                -1, &q, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), vfs_journal_mode);
+    else if (rc == SQLITE_OK)
+        rc = sqlite3_extended_errcode(*db);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(*db,
+                          "CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v BLOB NOT NULL);"
+                          "CREATE INDEX IF NOT EXISTS t_v ON t(v);",
+                          NULL, NULL, NULL);
+    return rc;
+}
+
+static void wal_db_close(struct vfs_crypt *v, sqlite3 *db)
+{
+    sqlite3_close(db); /* a checkpoint the power cut stops is not an error here */
+    vfs_crypt_unregister(v);
+}
+
+/* Writes key k's next version (or deletes it) in the open transaction and
+ * in m. */
+static int wal_touch(sqlite3 *db, struct wal_model *m, int k, int del)
+{
+    static uint8_t value[1024];
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (del) {
+        rc = sqlite3_prepare_v2(db, "DELETE FROM t WHERE k = ?1", -1, &q, NULL);
+        if (rc == SQLITE_OK)
+            sqlite3_bind_int(q, 1, k);
+        m->ver[k] = 0;
+    } else {
+        uint32_t ver = ++m->next[k];
+        size_t n = wal_value(k, ver, value);
+        rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO t(k, v) VALUES (?1, ?2)", -1, &q,
+                                NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int(q, 1, k);
+            sqlite3_bind_blob(q, 2, value, (int)n, SQLITE_STATIC);
+        }
+        m->ver[k] = ver;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(db);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Transaction i of the workload, applied to db and to m. */
+static int wal_txn(sqlite3 *db, int i, struct wal_model *m)
+{
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    int keys = i % 5 == 4 ? WAL_BIG_TXN_KEYS : 2;
+    for (int j = 0; rc == SQLITE_OK && j < keys; j++)
+        rc = wal_touch(db, m, (i * 7 + j * 3) % WAL_KEYS, 0);
+    if (rc == SQLITE_OK && i % 7 == 6)
+        rc = wal_touch(db, m, (i * 5) % WAL_KEYS, 1);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Runs the workload until a transaction fails: *done gets the state of the
+ * last one that committed, *tried that of the one that failed (or *done).
+ * Returns the number of transactions that committed. */
+static int wal_workload(sqlite3 *db, struct wal_model *done, struct wal_model *tried)
+{
+    int i;
+    memset(done, 0, sizeof *done);
+    for (i = 0; i < WAL_TXNS; i++) {
+        *tried = *done;
+        if (wal_txn(db, i, tried) != SQLITE_OK)
+            return i;
+        *done = *tried;
+    }
+    return i;
+}
+
+/* 1 if db holds exactly the rows of m. */
+static int wal_db_matches(sqlite3 *db, const struct wal_model *m)
+{
+    static uint8_t want[1024];
+    sqlite3_stmt *q = NULL;
+    int seen[WAL_KEYS] = { 0 };
+    int ok = sqlite3_prepare_v2(db, "SELECT k, v FROM t ORDER BY k", -1, &q, NULL) == SQLITE_OK;
+    int rc = SQLITE_ERROR;
+    while (ok && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int k = sqlite3_column_int(q, 0);
+        size_t n;
+        if (k < 0 || k >= WAL_KEYS || m->ver[k] == 0) {
+            ok = 0;
+            break;
+        }
+        n = wal_value(k, m->ver[k], want);
+        ok = (size_t)sqlite3_column_bytes(q, 1) == n &&
+             memcmp(sqlite3_column_blob(q, 1), want, n) == 0;
+        seen[k] = 1;
+    }
+    if (ok && rc != SQLITE_DONE)
+        ok = 0;
+    sqlite3_finalize(q);
+    for (int k = 0; ok && k < WAL_KEYS; k++)
+        ok = seen[k] == (m->ver[k] != 0);
+    return ok;
+}
+
+static int wal_integrity_ok(sqlite3 *db)
+{
+    sqlite3_stmt *q = NULL;
+    int ok = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK &&
+             sqlite3_step(q) == SQLITE_ROW &&
+             strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0 &&
+             sqlite3_step(q) == SQLITE_DONE;
+    sqlite3_finalize(q);
+    return ok;
+}
+
+static void vfs_power_cut_sweep(const char *mode)
+{
+    static struct wal_model done, tried;
+    uint64_t total_ops = 0;
+    uint64_t cut_points = 0;
+    vfs_journal_mode = mode;
+
+    /* A dry run counts the operations, and checks that the workload does
+     * what it is for: checkpoints that copy sealed pages. */
+    {
+        struct sim_hal *sim = NULL;
+        struct vfs_crypt *v = NULL;
+        struct vfs_crypt_stats st;
+        sqlite3 *db = NULL;
+        assert_int_equal(sim_hal_new(&sim, 1, FIXTURE_WALL_START_MS), SAT_OK);
+        assert_int_equal(wal_db_open(sim_hal_hal(sim), &v, &db), SQLITE_OK);
+        assert_int_equal(wal_workload(db, &done, &tried), WAL_TXNS);
+        assert_true(wal_db_matches(db, &done));
+        vfs_crypt_get_stats(v, &st);
+        if (strcmp(mode, "wal") == 0)
+            assert_true(st.blocks_copied > 0);
+        else
+            assert_int_equal(st.blocks_copied, 0);
+        assert_int_equal(st.auth_failures, 0);
+        wal_db_close(v, db);
+        total_ops = sim_hal_storage_ops(sim);
+        sim_hal_free(sim);
+    }
+    assert_true(total_ops > 100);
+
+    for (uint64_t round = 0; round < WAL_SEEDS; round++) {
+        for (uint64_t cut = 1; cut <= total_ops; cut++) {
+            uint64_t seed = 5000u * (round + 1) + cut;
+            struct sim_hal *sim = NULL;
+            const struct hal *h;
+            struct vfs_crypt *v = NULL;
+            sqlite3 *db = NULL;
+            int committed = 0;
+
+            assert_int_equal(sim_hal_new(&sim, seed, FIXTURE_WALL_START_MS), SAT_OK);
+            h = sim_hal_hal(sim);
+            sim_hal_cut_at(sim, cut);
+            memset(&done, 0, sizeof done);
+            tried = done;
+            if (wal_db_open(h, &v, &db) == SQLITE_OK)
+                committed = wal_workload(db, &done, &tried);
+            wal_db_close(v, db);
+            if (!sim_hal_powered_off(sim))
+                sim_hal_power_cut(sim); /* the cut fell in the close's checkpoint */
+            sim_hal_power_on(sim);
+            cut_points++;
+
+            if (wal_db_open(h, &v, &db) != SQLITE_OK)
+                fail_msg("seed %llu cut at op %llu: the database does not reopen: %s",
+                         (unsigned long long)seed, (unsigned long long)cut, sqlite3_errmsg(db));
+            if (!wal_integrity_ok(db))
+                fail_msg("seed %llu cut at op %llu: integrity check failed",
+                         (unsigned long long)seed, (unsigned long long)cut);
+            /* Every committed transaction, and the one cut short whole or
+             * not at all. */
+            if (!wal_db_matches(db, &done) && !wal_db_matches(db, &tried))
+                fail_msg("seed %llu cut at op %llu: after %d committed transactions the rows "
+                         "match neither that state nor the next",
+                         (unsigned long long)seed, (unsigned long long)cut, committed);
+            /* It keeps working after the crash. */
+            if (wal_txn(db, WAL_TXNS, &tried) != SQLITE_OK)
+                fail_msg("seed %llu cut at op %llu: cannot write after recovery: %s",
+                         (unsigned long long)seed, (unsigned long long)cut, sqlite3_errmsg(db));
+            wal_db_close(v, db);
+            sim_hal_free(sim);
+        }
+    }
+    print_message("%s power-cut sweep: %llu cut points (%llu storage ops x %d seeds)\n", mode,
+                  (unsigned long long)cut_points, (unsigned long long)total_ops, WAL_SEEDS);
+}
+
+static void test_wal_checkpoint_power_cut_sweep(void **state)
+{
+    (void)state;
+    vfs_power_cut_sweep("wal");
+}
+
+static void test_rollback_journal_power_cut_sweep(void **state)
+{
+    (void)state;
+    vfs_power_cut_sweep("persist");
+}
+
+/* A frame that recovery accepted and that is changed afterwards: reading the
+ * page is an error, never wrong data, and it is not checkpointed. */
+static void test_wal_tampered_frame_is_an_error(void **state)
+{
+    static struct wal_model done, tried;
+    struct sim_hal *sim = NULL;
+    const struct hal *h;
+    struct vfs_crypt *v = NULL;
+    sqlite3 *db = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    size_t frames;
+    int rc;
+    (void)state;
+
+    vfs_journal_mode = "wal";
+    assert_int_equal(sim_hal_new(&sim, 9, FIXTURE_WALL_START_MS), SAT_OK);
+    h = sim_hal_hal(sim);
+    assert_int_equal(wal_db_open(h, &v, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(wal_workload(db, &done, &tried), WAL_TXNS);
+    /* Power cut with the WAL full of committed frames; recovery reads them
+     * all back. */
+    sim_hal_power_cut(sim);
+    wal_db_close(v, db);
+    sim_hal_power_on(sim);
+    assert_int_equal(wal_db_open(h, &v, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL),
+                     SQLITE_OK);
+
+    assert_int_equal(sim_hal_file_bytes(sim, WAL_DB "-wal", &bytes, &len), SAT_OK);
+    frames = (len - VFS_CRYPT_WAL_HEADER_SLOT_BYTES) / VFS_CRYPT_WAL_FRAME_SLOT_BYTES;
+    assert_true(frames > 10);
+    for (size_t i = 0; i < frames; i++) {
+        /* a byte of each frame's page ciphertext */
+        size_t page = VFS_CRYPT_WAL_HEADER_SLOT_BYTES + i * VFS_CRYPT_WAL_FRAME_SLOT_BYTES +
+                      VFS_CRYPT_NONCE_BYTES + VFS_CRYPT_TAG_BYTES +
+                      VFS_CRYPT_WAL_FRAME_HEADER_BYTES;
+        bytes[page + VFS_CRYPT_NONCE_BYTES + VFS_CRYPT_TAG_BYTES + 100 + i] ^= 0x20;
+    }
+    rc = sqlite3_exec(db, "SELECT count(*), sum(length(v)) FROM t", NULL, NULL, NULL);
+    assert_int_equal(rc, SQLITE_IOERR_DATA);
+    rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    assert_int_not_equal(rc, SQLITE_OK);
+    wal_db_close(v, db);
+    sim_hal_free(sim);
 }
 
 int main(void)
@@ -404,6 +724,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_key_reads_nothing, tamper_setup,
                                         tamper_teardown),
         cmocka_unit_test(test_power_cut_sweep),
+        cmocka_unit_test(test_wal_checkpoint_power_cut_sweep),
+        cmocka_unit_test(test_rollback_journal_power_cut_sweep),
+        cmocka_unit_test(test_wal_tampered_frame_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -632,13 +632,42 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
         goto exit;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    /* Page = VFS block; rollback journal kept in place (PERSIST) to avoid a
-     * delete per commit; full durability; temporary data in memory. */
+    /* One process owns the store: locking_mode=EXCLUSIVE keeps the lock
+     * between transactions (no change-counter or hot-journal probe each
+     * time) and is what lets the VFS, which has no shared memory, run a WAL
+     * (SQLite then keeps the WAL index in its heap); it must come before
+     * anything reads the database. Page = VFS block, set before the first
+     * page is written. WAL: a commit writes each dirty page once, as a
+     * frame sealed in the form of the database slot, with one sync; a
+     * checkpoint copies frames into the database without sealing again.
+     * Full durability (the WAL is synced at every commit); temporary data
+     * in memory. */
     rc = sqlite3_exec(s->db,
-                      "PRAGMA page_size=4096; PRAGMA journal_mode=PERSIST;"
+                      "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=4096;"
                       "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
-                      "PRAGMA cache_size=-2048; PRAGMA mmap_size=0;",
+                      "PRAGMA cache_size=-8192; PRAGMA mmap_size=0;"
+                      "PRAGMA wal_autocheckpoint=1000;",
                       NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        /* SQLite keeps the old journal mode, without an error, if it cannot
+         * run a WAL (say, locking_mode not exclusive): check its answer. */
+        sqlite3_stmt *q = NULL;
+        int wal = 0;
+        rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(q);
+            if (rc == SQLITE_ROW)
+                wal = sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal") == 0;
+            if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(q);
+        if (rc == SQLITE_OK && !wal) {
+            ret = fail(s, SAT_ERR_STORE_SQL,
+                       "open the caseload: SQLite would not use its write-ahead log");
+            goto exit;
+        }
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
