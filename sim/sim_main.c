@@ -85,6 +85,9 @@ struct tablet {
     int wiped;
     uint64_t told_seq; /* highest own sequence of a write reported saved */
     uint64_t next_final; /* next sync request back at the base */
+    int battery_dead;
+    uint64_t charged_at_ms; /* the battery was full then */
+    unsigned drain_per_hour; /* % */
     unsigned visits;
     unsigned writes;
     unsigned power_cuts;
@@ -272,7 +275,8 @@ static void setup(struct world *w)
     const struct scenario_params *p = &w->sc.p;
 
     if (sim_net_new(&w->net, w->sc.seed ^ 0x4E4554ull) != SAT_OK ||
-        sim_hal_new(&w->hub_sim, w->sc.seed ^ 0x485542ull, SIM_DAY_EPOCH_MS) != SAT_OK)
+        sim_hal_new(&w->hub_sim, w->sc.seed ^ 0x485542ull,
+                    SIM_DAY_EPOCH_MS + (int64_t)w->sc.p.day_start_ms) != SAT_OK)
         fatal("simulated network", SAT_ERR_NO_MEMORY);
     w->hub_hal = sim_hal_hal(w->hub_sim);
     if (sim_net_attach(w->net, w->hub_sim, "hub") != SAT_OK)
@@ -322,7 +326,9 @@ static void setup(struct world *w)
         t->team = i % p->teams;
         snprintf(t->name, sizeof t->name, "tablet-%u", i);
         snprintf(t->addr, sizeof t->addr, "tablet-%u", i);
-        if (sim_hal_new(&t->sim, w->sc.seed * 7919u + i + 1, SIM_DAY_EPOCH_MS) != SAT_OK)
+        /* Clocks start at the day's start (then skewed per tablet). */
+        if (sim_hal_new(&t->sim, w->sc.seed * 7919u + i + 1,
+                        SIM_DAY_EPOCH_MS + (int64_t)p->day_start_ms) != SAT_OK)
             fatal("tablet", SAT_ERR_NO_MEMORY);
         t->hal = sim_hal_hal(t->sim);
         sim_hal_set_clock_skew(t->sim, w->sc.skew_ms[i], w->sc.drift_ppm[i]);
@@ -573,6 +579,9 @@ static void restart_tablet(struct world *w, struct tablet *t)
     keys_lock(&t->keys);
     sim_hal_power_on(t->sim);
     t->power_cuts++;
+    /* Plugged in at the next house: the day goes on from a fresh charge. */
+    t->battery_dead = 0;
+    t->charged_at_ms = w->now;
     if (keys_unlock(&t->keys, SIM_PIN, &retry) != SAT_OK || tablet_open_store(w, t) != SAT_OK)
         return;
     memset(t->open_visit, 0, w->sc.npatients + 1);
@@ -586,8 +595,12 @@ static void do_event(struct world *w, const struct event *e)
     struct tablet *t = e->nurse < w->ntab ? &w->tab[e->nurse] : NULL;
     switch (e->kind) {
     case EV_POWER_CUT:
-        if (t && !t->lost)
-            sim_hal_cut_at(t->sim, 1); /* the next storage write or sync */
+        /* The battery dies: the next storage write or sync is cut off. */
+        if (t && !t->lost) {
+            t->battery_dead = 1;
+            sim_hal_set_battery(t->sim, 0);
+            sim_hal_cut_at(t->sim, 1);
+        }
         break;
     case EV_TRANSFER:
         if (e->patient < w->sc.npatients && w->patient_made[e->patient]) {
@@ -711,6 +724,12 @@ static void sample(struct world *w, unsigned s)
         struct store_sync_state st;
         struct sim_net_stats ns;
         d->link[s] = (uint8_t)t->link;
+        /* The battery runs down through the day (each tablet at its own
+         * rate); the HAL reports it to the firmware. */
+        if (!t->battery_dead) {
+            uint64_t used = (w->now - t->charged_at_ms) * t->drain_per_hour / 3600000u;
+            sim_hal_set_battery(t->sim, used >= 100 ? 1 : (int)(100 - used));
+        }
         d->pending[s] = 0;
         if (t->store && store_sync_state(t->store, &st) == SAT_OK)
             d->pending[s] = (uint32_t)(st.last_seq - st.push_acked);
@@ -729,14 +748,15 @@ static void run_day(struct world *w)
     uint64_t next_sample = w->sc.p.day_start_ms;
     unsigned s = 0;
     w->start = w->now = w->sc.p.day_start_ms;
+    for (unsigned i = 0; i < w->ntab; i++) {
+        w->tab[i].charged_at_ms = w->now;
+        w->tab[i].drain_per_hour = 4 + (unsigned)((w->sc.seed + i * 2654435761u) % 5);
+    }
     for (unsigned i = 0; i < w->ntab; i++)
         w->tab[i].next_final =
             w->sc.p.day_end_ms + (uint64_t)i * 7919u % SIM_FINAL_EVERY_MS;
-    advance_to(w, w->now);
     g_virtual_epoch_ms = SIM_DAY_EPOCH_MS + (int64_t)w->now;
     sim_net_set_now(w->net, w->now);
-    for (unsigned i = 0; i < w->ntab; i++)
-        sim_hal_advance_ms(w->tab[i].sim, 0);
     w->rep.sample_start_ms = w->now;
     w->rep.sample_every_ms = SIM_SAMPLE_MS;
     while (w->now <= end) {
