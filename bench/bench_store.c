@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_fs.h"
 #include "bench_workload.h"
 #include "hal.h"
 #include "hal_posix.h"
@@ -41,7 +42,6 @@ extern char **environ;
 #define CRYPTO_ITERATIONS 2000
 #define CRYPTO_WARMUP_ITERATIONS 100
 #define AAD_BYTES (VFS_CRYPT_STORE_ID_BYTES + 1 + 8) /* as vfs_crypt.c */
-#define RM_DEPTH_MAX 4
 #define TARGET_SATCHEL_VS_PLAIN 1.10
 #define CHILD_NAME "bench_sqlcipher"
 
@@ -84,36 +84,6 @@ struct bench {
 
 /* ---- files -------------------------------------------------------------- */
 
-/* Removes path and, if it is a directory, all it holds (RM_DEPTH_MAX deep:
- * the benchmark never makes more). */
-static int rm_tree(const char *path, int depth)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *ent;
-    int ret = 0;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path);
-    if (depth >= RM_DEPTH_MAX)
-        return -1;
-    d = opendir(path);
-    if (!d)
-        return -1;
-    while ((ent = readdir(d)) != NULL) {
-        char sub[PATH_BYTES_MAX];
-        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
-            continue;
-        if (snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name) >= (int)sizeof sub ||
-            rm_tree(sub, depth + 1) != 0)
-            ret = -1;
-    }
-    closedir(d);
-    if (rmdir(path) != 0)
-        ret = -1;
-    return ret;
-}
 
 static int engine_dir(const struct bench *b, enum bench_workload w, enum engine eng, char *out,
                       size_t cap)
@@ -661,7 +631,7 @@ int main(int argc, char **argv)
 exit:
     if (hal_open)
         hal_posix_close(&b.hal);
-    if (rm_tree(b.base, 0) != 0) {
+    if (bench_rm_tree(b.base) != 0) {
         fprintf(stderr, "bench_store: could not remove %s entirely; remove it by hand\n", b.base);
         ret = 1;
     }

@@ -37,6 +37,7 @@
 #include <mbedtls/platform_util.h>
 #include <pb_encode.h>
 
+#include "bench_fs.h"
 #include "hal_posix.h"
 #include "hub_session.h"
 #include "keys.h"
@@ -68,7 +69,6 @@
 #define BASE_BYTES_MAX 1024 /* our directory: room for its subdirectories' names */
 #define ERRMSG_BYTES 256
 #define SUITE_BYTES 64
-#define RM_DEPTH_MAX 4
 #define DAY_S 86400LL
 #define YEAR_S (365LL * DAY_S)
 #define SEED 0x5a7c4e1b2d3f6071ull
@@ -165,36 +165,6 @@ static double per_s(double count, double ms)
     return ms > 0 ? count * 1000.0 / ms : 0.0;
 }
 
-/* Removes path and, if it is a directory, everything in it (RM_DEPTH_MAX
- * deep: the benchmark never makes more). */
-static int rm_tree(const char *path, int depth)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *ent;
-    int ret = 0;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path);
-    if (depth >= RM_DEPTH_MAX)
-        return -1;
-    d = opendir(path);
-    if (!d)
-        return -1;
-    while ((ent = readdir(d)) != NULL) {
-        char sub[PATH_BYTES_MAX];
-        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
-            continue;
-        if (snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name) >= (int)sizeof sub ||
-            rm_tree(sub, depth + 1) != 0)
-            ret = -1;
-    }
-    closedir(d);
-    if (rmdir(path) != 0)
-        ret = -1;
-    return ret;
-}
 
 /* The TLS connection as a frame_io stream; close_notify reads as a close. */
 static int tls_io_send(void *arg, const void *buf, size_t len, size_t *sent)
@@ -1562,7 +1532,7 @@ exit:
     mbedtls_platform_zeroize(&b.ca, sizeof b.ca);
     mbedtls_platform_zeroize(&b.hub_pem, sizeof b.hub_pem);
     mbedtls_platform_zeroize(&b.dev_pem, sizeof b.dev_pem);
-    if (rm_tree(b.base, 0) != 0) {
+    if (bench_rm_tree(b.base) != 0) {
         fprintf(stderr, "bench_sync: could not remove %s entirely; remove it by hand\n", b.base);
         ret = 1;
     }
