@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hal_posix.h"
 #include "hub_store.h"
@@ -574,8 +575,17 @@ static int cmd_device_provision(int argc, char **argv)
 static int hub_open(const char *hub_dir, struct hub_store **out)
 {
     char path[4096];
+    char crt[4096];
     int ret;
     snprintf(path, sizeof path, "%s/%s", hub_dir, HUB_DB_FILE);
+    snprintf(crt, sizeof crt, "%s/hub.crt", hub_dir);
+    /* A hub's directory has its certificate (and, once used, hub.db): do
+     * not create a database somewhere that is not one. */
+    if (access(path, F_OK) != 0 && access(crt, F_OK) != 0) {
+        fprintf(stderr, "satchelctl: '%s' is not a hub's data directory (no hub.db or hub.crt): "
+                        "make one with 'satchelctl hub-cert --out %s'\n", hub_dir, hub_dir);
+        return SAT_ERR_NOT_FOUND;
+    }
     ret = hub_store_sqlite_open(path, out);
     if (ret != SAT_OK)
         fprintf(stderr, "satchelctl: cannot open the hub's database %s: %s\n", path,
