@@ -433,7 +433,7 @@ static void print_header(const struct bench *b)
            "so no key derivation is timed; cipher_page_size=4096; its own process). All use\n"
            "the store's settings: locking_mode=EXCLUSIVE, page_size=4096, journal_mode=WAL\n"
            "(wal_autocheckpoint=1000), synchronous=FULL, temp_store=MEMORY, mmap_size=0,\n"
-           "cache_size=-8192. Workload 1, nurse day: %" PRIu32 " observation\n"
+           "cache_size=-2560. Workload 1, nurse day: %" PRIu32 " observation\n"
            "inserts, %" PRIu32 " per durable transaction; %" PRIu32 " indexed lookups (a random\n"
            "patient's %d latest observations); a listing of %" PRIu32 " patients with counts\n"
            "and latest NEWS2. Workload 2, crypto-bound: %" PRIu32 " observations imported in one\n"

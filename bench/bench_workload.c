@@ -42,10 +42,10 @@ static const char common_pragmas[] =
     "PRAGMA page_size=4096; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
     " PRAGMA mmap_size=0;";
 #define WAL_AUTOCHECKPOINT_PAGES "1000"
-/* The store's page cache (cache_size=-8192, KiB), for both workloads until
+/* The store's page cache (cache_size=-2560, KiB), for both workloads until
  * the cold scan: 2 MiB made the import spill pages constantly, sealing and
  * opening each page about 20 times over. */
-#define STORE_CACHE_KIB 8192
+#define STORE_CACHE_KIB 2560
 
 /* The store's patient and observation tables and their indexes. */
 static const char schema_sql[] =

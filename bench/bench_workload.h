@@ -12,13 +12,13 @@
  * synchronous=FULL,
  * temp_store=MEMORY, mmap_size=0.
  *
- *  1. Nurse day (durable), cache_size=-8192: `patients` patients (set-up,
+ *  1. Nurse day (durable), cache_size=-2560: `patients` patients (set-up,
  *     not timed); phase "insert": `observations` inserts, `rows_per_txn` per
  *     BEGIN IMMEDIATE ... COMMIT; phase "lookup": `lookups` statements each
  *     reading a random patient's 5 latest observations through the index on
  *     observation(patient_id, taken_ms); phase "listing": the caseload, each
  *     patient with their observation count and latest NEWS2 score.
- *  2. Crypto-bound, cache_size=-8192: `patients` patients (set-up, not
+ *  2. Crypto-bound, cache_size=-2560: `patients` patients (set-up, not
  *     timed); phase "import": `observations` inserts in one transaction;
  *     phase "cold_scan": the database closed, reopened with
  *     cache_size=`scan_cache_pages` and every observation read (a full

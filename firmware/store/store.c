@@ -645,7 +645,7 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
     rc = sqlite3_exec(s->db,
                       "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=4096;"
                       "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
-                      "PRAGMA cache_size=-8192; PRAGMA mmap_size=0;"
+                      "PRAGMA cache_size=-2560; PRAGMA mmap_size=0;"
                       "PRAGMA wal_autocheckpoint=1000;",
                       NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
