@@ -267,6 +267,28 @@ static int ca_load(const char *dir, struct ca_files *ca)
     return ret;
 }
 
+/* Loads the CA from ca_dir and opens (creating) out_dir through h, for the
+ * commands that issue certificates. NULL (the message printed) on failure;
+ * on success the caller wipes and frees the CA and closes h. */
+static struct ca_files *ca_open_with_dir(const char *ca_dir, const char *out_dir, struct hal *h)
+{
+    struct ca_files *ca = calloc(1, sizeof *ca);
+    if (!ca) {
+        fprintf(stderr, "satchelctl: %s\n", sat_strerror(SAT_ERR_NO_MEMORY));
+        return NULL;
+    }
+    if (ca_load(ca_dir, ca) != SAT_OK) {
+        free(ca);
+        return NULL;
+    }
+    if (open_dir_hal(h, out_dir) != SAT_OK) {
+        memset(ca, 0, sizeof *ca);
+        free(ca);
+        return NULL;
+    }
+    return ca;
+}
+
 /* Makes a key and a certificate for cn signed by the CA. */
 static int issue(const struct hal *h, const struct ca_files *ca, const char *cn,
                  enum pki_usage usage, char key[PKI_PEM_BYTES_MAX], char crt[PKI_PEM_BYTES_MAX])
@@ -395,20 +417,9 @@ static int cmd_hub_cert(int argc, char **argv)
     if (!pki_cn_valid(values[2]))
         return usage_error("bad --name '%s': 1 to 64 letters, digits, spaces, '.', '_' or '-'",
                            values[2]);
-    ca = calloc(1, sizeof *ca);
-    if (!ca) {
-        fprintf(stderr, "satchelctl: %s\n", sat_strerror(SAT_ERR_NO_MEMORY));
+    ca = ca_open_with_dir(values[0], values[1], &h);
+    if (!ca)
         return EXIT_FAIL;
-    }
-    if (ca_load(values[0], ca) != SAT_OK) {
-        free(ca);
-        return EXIT_FAIL;
-    }
-    if (open_dir_hal(&h, values[1]) != SAT_OK) {
-        memset(ca, 0, sizeof *ca);
-        free(ca);
-        return EXIT_FAIL;
-    }
     existing = first_existing(&h, files, 3);
     key = calloc(1, PKI_PEM_BYTES_MAX);
     crt = calloc(1, PKI_PEM_BYTES_MAX);
@@ -514,20 +525,9 @@ static int cmd_device_provision(int argc, char **argv)
                            values[2]);
     if (values[3] && !device_id_parse(values[3], id))
         return usage_error("bad --id '%s': a device id is 32 hex digits", values[3]);
-    ca = calloc(1, sizeof *ca);
-    if (!ca) {
-        fprintf(stderr, "satchelctl: %s\n", sat_strerror(SAT_ERR_NO_MEMORY));
+    ca = ca_open_with_dir(values[0], values[1], &h);
+    if (!ca)
         return EXIT_FAIL;
-    }
-    if (ca_load(values[0], ca) != SAT_OK) {
-        free(ca);
-        return EXIT_FAIL;
-    }
-    if (open_dir_hal(&h, values[1]) != SAT_OK) {
-        memset(ca, 0, sizeof *ca);
-        free(ca);
-        return EXIT_FAIL;
-    }
     existing = file_exists(&h, DEVICE_CRT_FILE) ? DEVICE_CRT_FILE : first_existing(&h, files, 4);
     key = calloc(1, PKI_PEM_BYTES_MAX);
     crt = calloc(1, PKI_PEM_BYTES_MAX);
