@@ -573,7 +573,7 @@ const char *bench_workload_name(enum bench_workload w)
     case BENCH_CRYPTO_BOUND:
         return "crypto_bound";
     }
-    return NULL;
+    return "unknown";
 }
 
 int bench_phase_count(enum bench_workload w)
