@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bench_sqlite.h"
+#include "record_id.h"
 
 #define ID_BYTES 16
 #define TEXT_BYTES_MAX 96
@@ -118,6 +119,14 @@ static void rng_bytes(struct rng *r, uint8_t *out, size_t n)
         for (size_t j = 0; j < 8 && i + j < n; j++)
             out[i + j] = (uint8_t)(v >> (8 * j));
     }
+}
+
+/* A record id as the store makes one (record_id.h), made at `ms`. */
+static void rng_id(struct rng *r, int64_t ms, uint8_t out[ID_BYTES])
+{
+    uint8_t rnd[RECORD_ID_RANDOM_BYTES];
+    rng_bytes(r, rnd, sizeof rnd);
+    record_id_make(ms, rnd, out);
 }
 
 /* A made-up name of 2 or 3 syllables, capitalised. */
@@ -329,7 +338,8 @@ static int insert_patients(sqlite3 *db, struct rng *r, uint8_t *ids, uint32_t n,
         char given[TEXT_BYTES_MAX], family[TEXT_BYTES_MAX], nhs[16], dob[16];
         char address[TEXT_BYTES_MAX], postcode[16], team[16];
         uint8_t *id = ids + (size_t)i * ID_BYTES;
-        rng_bytes(r, id, ID_BYTES);
+        int64_t created_ms = DAY_START_MS - (int64_t)rng_below(r, 1000000000);
+        rng_id(r, created_ms, id);
         rng_name(r, given, sizeof given);
         rng_name(r, family, sizeof family);
         /* 999 numbers are set aside for testing: never a real patient. */
@@ -349,7 +359,7 @@ static int insert_patients(sqlite3 *db, struct rng *r, uint8_t *ids, uint32_t n,
         sqlite3_bind_text(q, 6, address, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 7, postcode, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 8, team, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 9, DAY_START_MS - (int64_t)rng_below(r, 1000000000));
+        sqlite3_bind_int64(q, 9, created_ms);
         if (sqlite3_step(q) != SQLITE_DONE) {
             fail(res, db, "insert patient");
             goto exit;
@@ -368,13 +378,14 @@ static int insert_observation(sqlite3 *db, sqlite3_stmt *q, struct rng *r, const
 {
     uint8_t id[ID_BYTES], visit[ID_BYTES];
     int on_oxygen = rng_below(r, 10) == 0;
-    rng_bytes(r, id, ID_BYTES);
-    rng_bytes(r, visit, ID_BYTES);
+    int64_t taken_ms = DAY_START_MS + (int64_t)seq * OBS_STEP_MS;
+    rng_id(r, taken_ms, id);
+    rng_id(r, taken_ms, visit);
     sqlite3_bind_blob(q, 1, id, ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(q, 2, ids + (size_t)rng_below(r, patients) * ID_BYTES, ID_BYTES,
                       SQLITE_STATIC);
     sqlite3_bind_blob(q, 3, visit, ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, DAY_START_MS + (int64_t)seq * OBS_STEP_MS);
+    sqlite3_bind_int64(q, 4, taken_ms);
     sqlite3_bind_int(q, 5, 10 + (int)rng_below(r, 20));         /* resp, /min */
     sqlite3_bind_int(q, 6, 88 + (int)rng_below(r, 13));         /* SpO2, % */
     sqlite3_bind_int(q, 7, 1 + (rng_below(r, 20) == 0));        /* SpO2 scale */

@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <string.h>
 
+#include "record_id.h"
 #include "store_fixture.h"
 
 struct fx {
@@ -107,6 +109,17 @@ static void test_patient_roundtrip_update_delete(void **state)
     assert_string_equal(got.team, p.team);
     assert_int_equal(got.created_ms, FIXTURE_WALL_START_MS);
     assert_int_equal(got.deleted, 0);
+    /* Its id is time-ordered: made now, so it sorts after older records. */
+    assert_int_equal(record_id_ms(p.id.b), FIXTURE_WALL_START_MS);
+    {
+        struct store_patient q;
+        fixture_patient(&f->rng, &q, "");
+        sim_hal_set_wall_ms(f->sim, FIXTURE_WALL_START_MS + 1);
+        assert_int_equal(store_patient_add(f->s, &q), SAT_OK);
+        assert_true(memcmp(p.id.b, q.id.b, STORE_ID_BYTES) < 0);
+        assert_int_equal(store_delete(f->s, STORE_KIND_PATIENT, &q.id), SAT_OK);
+        sim_hal_set_wall_ms(f->sim, FIXTURE_WALL_START_MS);
+    }
 
     /* Update one field: exactly one change is logged. */
     {

@@ -13,6 +13,7 @@
 
 #include "hlc.h"
 #include "nhs_number.h"
+#include "record_id.h"
 #include "satchel.pb.h"
 #include "vfs_crypt.h"
 
@@ -297,10 +298,18 @@ int store_id_from_hex(const char *hex, struct store_id *out)
     return SAT_OK;
 }
 
+_Static_assert(STORE_ID_BYTES == RECORD_ID_BYTES, "store ids are record ids");
+
+/* A new record's id: time-ordered (record_id.h), so the records one
+ * transaction adds share the last leaf of each id index. */
 static int new_id(struct store *s, struct store_id *out)
 {
-    int ret = hal_entropy_fill(s->hal, out->b, STORE_ID_BYTES);
-    return ret == SAT_OK ? SAT_OK : fail(s, ret, "no randomness for a record id");
+    uint8_t rnd[RECORD_ID_RANDOM_BYTES];
+    int ret = hal_entropy_fill(s->hal, rnd, sizeof rnd);
+    if (ret != SAT_OK)
+        return fail(s, ret, "no randomness for a record id");
+    record_id_make(hal_clock_wall_ms(s->hal), rnd, out->b);
+    return SAT_OK;
 }
 
 static void bind_id(sqlite3_stmt *q, int col, const struct store_id *id)
@@ -574,9 +583,10 @@ static int load_meta(struct store *s)
     } else if (rc == SQLITE_DONE) {
         int ret;
         sqlite3_reset(q);
-        ret = new_id(s, &s->device);
+        /* A device id says nothing of when the tablet was enrolled. */
+        ret = hal_entropy_fill(s->hal, s->device.b, STORE_ID_BYTES);
         if (ret != SAT_OK)
-            return ret;
+            return fail(s, ret, "no randomness for a device id");
         q = stmt(s, ST_META_SET);
         sqlite3_bind_text(q, 1, "device_id", -1, SQLITE_STATIC);
         bind_id(q, 2, &s->device);
