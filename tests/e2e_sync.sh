@@ -74,8 +74,18 @@ C patient assign --hub-data hub --patient "$P" --team south
 expect_exit 0 S -d b -p pin sync --hub "$HUB"
 grep -q "purged [1-9]" out.txt || fail "tablet b purged nothing"
 S -d b -p pin patient list | grep -q Syncwell && fail "tablet b still holds the moved patient"
+# Tablet a, offline when the patient moved, wrote a note: it is not lost.
+# The hub takes it (a had not yet pulled the move) and hands it to south;
+# the same sync purges the patient from a.
+S -d a -p pin note add "$P" --text "Late note: wound dressed" > /dev/null
+expect_exit 0 S -d a -p pin sync --hub "$HUB"
+grep -q "pushed [1-9]" out.txt || fail "tablet a's late note was not pushed"
+grep -q "purged [1-9]" out.txt || fail "tablet a purged nothing"
+S -d a -p pin patient list | grep -q Syncwell && fail "tablet a still holds the moved patient"
 S -d c -p pin sync --hub "$HUB" > /dev/null
 S -d c -p pin patient list | grep -q "Syncwell, Eirlys" || fail "tablet c lacks the moved patient"
+S -d c -p pin export --json --patient "$P" | grep -q "Late note: wound dressed" \
+  || fail "tablet c lacks tablet a's late note"
 
 # Tablet a is lost: revoked, it wipes itself at its next sync.
 C device revoke --hub-data hub --id "$id_a"

@@ -576,10 +576,29 @@ static void test_reassignment_moves_and_purges_once(void **state)
     assert_int_equal(f->res.count, 0);
     assert_int_equal(f->res.purge_count, 3);
 
-    /* North may no longer write to the patient; south may, north won't see. */
+    /* A (north) wrote offline before it could know of the move: its pull
+     * cursor is before the reassignment, so the edit is kept and goes to
+     * south (north's B does not get it, below). */
     batch_start(&f->batch, 9);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 7, 8500, "ZZ1 1ZZ");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.stored, 1);
+    assert_team(f, PAT_1, "south");
+    assert_int_equal(pull(f, DEV_C, cursor_c, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 1);
+    c = pulled_find(f, PAT_1, 7);
+    assert_non_null(c);
+    assert_string_equal(c->value.value.text, "ZZ1 1ZZ");
+    cursor_c = f->res.next_cursor;
+    /* A pulls the purge, then confirms it (its next pull's cursor): from
+     * then on north may no longer write to the patient. */
+    assert_int_equal(pull(f, DEV_A, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.purge_count, 3);
+    assert_int_equal(pull(f, DEV_A, f->res.next_cursor, HUB_PULL_CHANGES_MAX), SAT_OK);
+    batch_start(&f->batch, 10);
     add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 6, 9100, "north's address");
     assert_int_equal(push(f, DEV_A, &r), SAT_ERR_HUB_OUT_OF_SCOPE);
+    /* South may; north won't see it. */
     batch_start(&f->batch, 1);
     add_text(&f->batch, DEV_C, PAT_1, KIND_PATIENT, 6, 9200, "2 South St");
     set_blob(batch_add(&f->batch, DEV_C, VISIT_2, KIND_VISIT, 2, 9201), PAT_1);
@@ -604,7 +623,7 @@ static void test_reassignment_moves_and_purges_once(void **state)
     assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "north", &to_north), SAT_OK);
     assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
     assert_int_equal(f->res.purge_count, 0);
-    assert_int_equal(f->res.count, 11); /* 8 of A, 2 of C, the team field */
+    assert_int_equal(f->res.count, 12); /* 9 of A, 2 of C, the team field */
     c = pulled_find(f, PAT_1, 6);
     assert_non_null(c);
     assert_string_equal(c->value.value.text, "2 South St");

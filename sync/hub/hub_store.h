@@ -38,7 +38,15 @@
  * itself for a patient; for the other kinds it is field 2 (patient_id) of
  * the record, a 16-byte blob, as first pushed (a record never moves to
  * another patient). A patient the hub has never seen joins the team of the
- * device that pushes it.
+ * device that pushes it. One exception keeps an edit from being lost: a
+ * device may still write to a patient that left its team in a reassignment
+ * it has not yet confirmed pulling (its pull cursor is before the
+ * reassignment's sequence), as a tablet that was offline when the patient
+ * moved does; the change goes to the patient's team now, and the device's
+ * next pull purges the patient. Once it has confirmed that pull, its
+ * changes to the patient are out of scope. (Not covered: a change written
+ * on the tablet after its push and before it applied the purge, in the same
+ * session; its next push is refused.)
  *
  * Conflict rule. The hub keeps, per (record, field), the winning change by
  * (HLC stamp, origin device id) - the same merge rule as every replica. A

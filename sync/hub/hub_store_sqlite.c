@@ -118,6 +118,7 @@ enum stmt_id {
     ST_STATE_PUT,
     ST_STATE_DELIVERED,
     ST_REASSIGN_INSERT,
+    ST_REASSIGN_UNSEEN,
     ST_CONFLICT_INSERT,
     ST_CONFLICT_LIST,
     ST_PULL,
@@ -175,6 +176,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                            " AND record_id IN (SELECT id FROM record WHERE patient_id = ?1)",
     [ST_REASSIGN_INSERT] = "INSERT INTO reassignment(seq, patient_id, from_team, to_team)"
                            " VALUES (?1, ?2, ?3, ?4)",
+    /* A reassignment of patient ?1 away from team ?2 after hub sequence ?3. */
+    [ST_REASSIGN_UNSEEN] = "SELECT 1 FROM reassignment WHERE patient_id = ?1 AND from_team = ?2"
+                           " AND seq > ?3 LIMIT 1",
     [ST_CONFLICT_INSERT] = "INSERT INTO conflict(hub_seq, record_id, field, kept_seq, lost_seq)"
                            " VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_CONFLICT_LIST] = "SELECT id, hub_seq, kept_seq, lost_seq FROM conflict WHERE id > ?1"
@@ -883,8 +887,38 @@ static int out_of_scope(struct hub_sqlite *h, size_t i, const uint8_t patient[HU
                 i, hex, why, dev->team);
 }
 
+/* Whether dev may write to the records of a patient now in `team`: the
+ * patient is in dev's team, or it left dev's team in a reassignment dev has
+ * not yet confirmed pulling (its pull cursor is before it). Then the tablet
+ * wrote before it could know (a nurse offline all morning while the patient
+ * was moved to another team): its edit must not be lost, so it is kept and
+ * goes to the patient's team now, and the tablet's next pull purges the
+ * patient. Once the tablet has confirmed that pull, its writes to the
+ * patient are out of scope. */
+static int may_write(struct hub_sqlite *h, const struct hub_device *dev,
+                     const uint8_t patient[HUB_ID_BYTES], const char *team, int *ok)
+{
+    sqlite3_stmt *q;
+    int ret;
+    *ok = strcmp(team, dev->team) == 0;
+    if (*ok)
+        return SAT_OK;
+    q = stmt(h, ST_REASSIGN_UNSEEN);
+    if (q) {
+        bind_id(q, 1, patient);
+        sqlite3_bind_text(q, 2, dev->team, -1, SQLITE_TRANSIENT);
+        bind_u64(q, 3, dev->pull_cursor);
+    }
+    ret = row(h, q, "look for a reassignment the device has not pulled");
+    if (ret == SAT_OK) {
+        sqlite3_reset(q);
+        *ok = 1;
+    }
+    return ret == SAT_ERR_NOT_FOUND ? SAT_OK : ret;
+}
+
 /* Pass 1: new patients in the batch join the device's team; known ones
- * must be in it. */
+ * must be writable by it (may_write). */
 static int push_patients(struct hub_sqlite *h, const struct hub_device *dev,
                          const satchel_FieldChange *ch, size_t n, const int *held)
 {
@@ -901,10 +935,13 @@ static int push_patients(struct hub_sqlite *h, const struct hub_device *dev,
             if (kind != satchel_RecordKind_RECORD_KIND_PATIENT)
                 return fail(h, SAT_ERR_HUB_BAD_CHANGE,
                             "change %zu: the record is a kind %d, not a patient", i, kind);
+            int ok;
             ret = patient_team_get(h, c->record_id, team);
+            if (ret == SAT_OK)
+                ret = may_write(h, dev, c->record_id, team, &ok);
             if (ret != SAT_OK)
                 return ret;
-            if (strcmp(team, dev->team) != 0)
+            if (!ok)
                 return out_of_scope(h, i, c->record_id, "is not in", dev);
             continue;
         }
@@ -944,7 +981,7 @@ static int push_changes(struct hub_sqlite *h, const struct hub_device *dev,
         const satchel_FieldChange *c = &ch[i];
         uint8_t patient[HUB_ID_BYTES];
         char team[HUB_TEAM_BYTES];
-        int kind, known, ret;
+        int kind, known, writable, ret;
         uint64_t seq;
         if (held[i])
             continue;
@@ -971,9 +1008,11 @@ static int push_changes(struct hub_sqlite *h, const struct hub_device *dev,
         ret = patient_team_get(h, patient, team);
         if (ret == SAT_ERR_HUB_UNKNOWN_RECORD)
             return out_of_scope(h, i, patient, "is unknown to the hub, so not in", dev);
+        if (ret == SAT_OK)
+            ret = may_write(h, dev, patient, team, &writable);
         if (ret != SAT_OK)
             return ret;
-        if (strcmp(team, dev->team) != 0)
+        if (!writable)
             return out_of_scope(h, i, patient, "is not in", dev);
         if (!known) {
             ret = record_insert(h, c->record_id, (int)c->kind, patient);
