@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "device.h"
 #include "hub_server.h"
@@ -105,7 +104,6 @@ struct world {
     const struct hal *hub_hal;
     struct hub_store *hub_store;
     struct hub_server hub;
-    char hub_dir[64];
     char *ca_crt;
     char *ca_key;
     char *hub_crt;
@@ -270,7 +268,6 @@ static void make_pki(struct world *w)
 static void setup(struct world *w)
 {
     struct hub_server_config hc;
-    char path[128];
     int ret;
     const struct scenario_params *p = &w->sc.p;
 
@@ -286,16 +283,11 @@ static void setup(struct world *w)
         sim_net_set_link(w->net, "hub", &good);
     }
     make_pki(w);
-    /* The hub's database is scratch: memory-backed storage when there is
-     * some, so the host's disk does not set the pace. */
-    snprintf(w->hub_dir, sizeof w->hub_dir, "%s/satchel-sim-XXXXXX",
-             getenv("TMPDIR")                 ? getenv("TMPDIR")
-             : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                                              : "/tmp");
-    if (!mkdtemp(w->hub_dir))
-        fatal("a temporary directory for the hub's database", SAT_ERR_IO);
-    snprintf(path, sizeof path, "%s/hub.db", w->hub_dir);
-    ret = hub_store_sqlite_open(path, &w->hub_store);
+    /* The hub's database is scratch that lives and dies with the run (the
+     * simulator never crashes the hub): an SQLite in-memory database, so
+     * neither the host's disk nor its system calls set the pace. The hub
+     * runs the same SQL; only its journal is in memory. */
+    ret = hub_store_sqlite_open(":memory:", &w->hub_store);
     if (ret != SAT_OK)
         fatal("hub database", ret);
     memset(&hc, 0, sizeof hc);
@@ -371,7 +363,6 @@ static void setup(struct world *w)
 
 static void teardown(struct world *w)
 {
-    char path[160];
     for (unsigned i = 0; i < w->ntab; i++) {
         struct tablet *t = &w->tab[i];
         device_free(&t->drv);
@@ -395,17 +386,6 @@ static void teardown(struct world *w)
     free(w->ca_key);
     free(w->hub_crt);
     free(w->hub_key);
-    for (const char *suffix = ""; ; suffix = suffix[0] ? NULL : "-wal") {
-        if (!suffix)
-            break;
-        snprintf(path, sizeof path, "%s/hub.db%s", w->hub_dir, suffix);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/hub.db-shm", w->hub_dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/hub.db-journal", w->hub_dir);
-    unlink(path);
-    rmdir(w->hub_dir);
     scenario_free(&w->sc);
 }
 
