@@ -1,19 +1,25 @@
 /*
  * sim_hal.c - the HAL over virtual time and virtual flash (see sim_hal.h).
  *
- * Flash model. Each file keeps `cur` (what reads see) and, while it has
- * pending operations, `dur` (what a power cut starts from) plus the ordered
- * list of writes and truncates since the last storage_sync of that file.
- * With no pending operation the two views are equal and only `cur` is
- * meaningful, so a sync costs nothing and the first write after a sync pays
- * for one copy (copy on write).
+ * Flash model. Each file keeps `cur` (what reads see) and the ordered list
+ * of writes and truncates since the last storage_sync of that file. Each
+ * pending operation keeps what it replaced (an undo record: the bytes it
+ * overwrote and the length before it), not a copy of what it wrote: a
+ * write costs one copy into `cur` (none more when it only appends, as WAL
+ * frames do) and a sync only forgets the list.
  *
- * A power cut replays, per file in directory order, the pending operations
- * over `dur`, drawing for each one from the seeded generator, as SQLite's
- * src/test6.c does: drop, apply, or (writes only) tear. A torn write keeps
- * a prefix ending on a sector boundary, fills the sector being written
- * (clipped to the write) with garbage, and ends the replay of that file:
- * the power was gone. The result becomes both views.
+ * A power cut first walks the list backwards, taking each operation's data
+ * from `cur` and undoing it, which leaves the durable bytes; then replays
+ * the operations over them, drawing for each one from the seeded
+ * generator, as SQLite's src/test6.c does: drop, apply, or (writes only)
+ * tear. A torn write keeps a prefix ending on a sector boundary, fills the
+ * sector being written (clipped to the write) with garbage, and ends the
+ * replay of that file: the power was gone. The result becomes `cur`.
+ *
+ * A test that edits a file's bytes in place (sim_hal_file_bytes) while it
+ * has pending operations pins it: the durable bytes are set aside in `dur`
+ * and each pending write keeps its own data, so that the edit is lost at a
+ * cut as sim_hal.h promises; the next sync or cut unpins it.
  *
  * Everything comes from one xoshiro256** stream seeded by splitmix64 from
  * the run's seed: entropy, the key store's secret and every cut decision.
@@ -120,19 +126,25 @@ enum sim_op_kind { SIM_OP_WRITE, SIM_OP_TRUNCATE };
 
 struct sim_op {
     enum sim_op_kind kind;
-    uint64_t off;  /* write: file offset; truncate: new size */
-    uint8_t *data; /* write only, owned */
-    size_t len;    /* write only */
+    uint64_t off;      /* write: file offset; truncate: new size */
+    size_t len;        /* write only */
+    size_t old_len;    /* the file's length before the operation */
+    size_t undo_off;   /* in the file's undo log: the bytes it replaced */
+    size_t undo_len;   /* write: bytes of [off, off + len) below old_len;
+                        * truncate: bytes of [off, old_len) */
+    size_t data_off;   /* pinned write: its data in the file's pin log */
 };
 
 struct sim_file {
     char name[HAL_FILE_NAME_BYTES_MAX + 1];
     struct sim_buf cur;
-    struct sim_buf dur; /* what survives a cut: cur minus the pending ops */
-    int dur_stale;      /* dur must be refreshed from cur before the next op */
-    struct sim_op *ops;
+    struct sim_op *ops; /* pending since the last sync */
     size_t n_ops;
     size_t cap_ops;
+    struct sim_buf undo; /* what the pending ops replaced, in order */
+    int pinned;          /* dur and pin hold the durable view and the data */
+    struct sim_buf dur;  /* pinned: what survives a cut */
+    struct sim_buf pin;  /* pinned: each pending write's data */
     unsigned refs; /* open handles, dead ones included */
     int unlinked;  /* deleted while handles were open */
 };
@@ -219,13 +231,28 @@ static void buf_resize_reserved(struct sim_buf *b, size_t len)
     b->len = len;
 }
 
-/* Writes data at off, zero-filling any gap; capacity must already suffice. */
+/* Writes data at off, zero-filling any gap; capacity must already suffice.
+ * Only the gap is zeroed: the bytes written over are not cleared first. */
 static void buf_write_reserved(struct sim_buf *b, size_t off, const uint8_t *data, size_t len)
 {
-    if (off + len > b->len)
-        buf_resize_reserved(b, off + len);
+    if (off > b->len)
+        memset(b->p + b->len, 0, off - b->len);
     if (len > 0)
         memcpy(b->p + off, data, len);
+    if (off + len > b->len)
+        b->len = off + len;
+}
+
+/* Appends len bytes to b; returns SAT_OK or SAT_ERR_NO_MEMORY (b unchanged). */
+static int buf_append(struct sim_buf *b, const uint8_t *data, size_t len)
+{
+    int ret = buf_reserve(b, b->len + len);
+    if (ret != SAT_OK)
+        return ret;
+    if (len > 0)
+        memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return SAT_OK;
 }
 
 static int buf_copy(struct sim_buf *dst, const struct sim_buf *src)
@@ -251,17 +278,19 @@ static void buf_free(struct sim_buf *b)
 
 static void file_clear_ops(struct sim_file *f)
 {
-    for (size_t i = 0; i < f->n_ops; i++)
-        free(f->ops[i].data);
     f->n_ops = 0;
+    f->undo.len = 0;
+    f->pin.len = 0;
+    f->pinned = 0;
 }
 
 static void file_free(struct sim_file *f)
 {
-    file_clear_ops(f);
     free(f->ops);
     buf_free(&f->cur);
+    buf_free(&f->undo);
     buf_free(&f->dur);
+    buf_free(&f->pin);
     free(f);
 }
 
@@ -273,20 +302,16 @@ static int file_find(const struct sim_hal *s, const char *name)
     return -1;
 }
 
-/* Prepares f for one more pending operation: snapshots the durable view if
- * this is the first since a sync, and makes room in the list. Changes
- * nothing that the caller's failure would have to undo. */
-static int file_prepare_op(struct sim_file *f)
+/* Makes room for one more pending operation on f that replaces undo_len
+ * bytes and, pinned, writes data_len bytes. Changes nothing that the
+ * caller's failure would have to undo. */
+static int file_prepare_op(struct sim_file *f, size_t undo_len, size_t data_len)
 {
-    int ret;
-    /* dur is kept equal to cur at every sync (by applying the ops synced),
-     * so a whole-file copy is needed only after a cut or a raw edit. */
-    if (f->n_ops == 0 && f->dur_stale) {
-        ret = buf_copy(&f->dur, &f->cur);
-        if (ret != SAT_OK)
-            return ret;
-        f->dur_stale = 0;
-    }
+    int ret = buf_reserve(&f->undo, f->undo.len + undo_len);
+    if (ret == SAT_OK && f->pinned)
+        ret = buf_reserve(&f->pin, f->pin.len + data_len);
+    if (ret != SAT_OK)
+        return ret;
     if (f->n_ops == f->cap_ops) {
         size_t cap = f->cap_ops ? f->cap_ops * 2 : SIM_OPS_INITIAL_CAP;
         struct sim_op *ops = realloc(f->ops, cap * sizeof *ops);
@@ -298,14 +323,77 @@ static int file_prepare_op(struct sim_file *f)
     return SAT_OK;
 }
 
+/* Undoes op (the last one applied to b): b as it was before it. */
+static void op_undo(const struct sim_file *f, const struct sim_op *op, struct sim_buf *b)
+{
+    const uint8_t *old = f->undo.p + op->undo_off;
+    if (op->kind == SIM_OP_TRUNCATE) {
+        /* Shrinking dropped [off, old_len), which undo holds; growing
+         * added zeros past old_len. Capacity covers old_len: b held it. */
+        if (op->undo_len > 0)
+            memcpy(b->p + op->off, old, op->undo_len);
+    } else if (op->undo_len > 0) {
+        memcpy(b->p + op->off, old, op->undo_len);
+    }
+    b->len = op->old_len;
+}
+
+/* Pins f (see the top of this file): dur gets the durable bytes and pin
+ * each pending write's data. Returns SAT_OK or SAT_ERR_NO_MEMORY (f
+ * unchanged). */
+static int file_pin(struct sim_file *f)
+{
+    size_t data = 0;
+    size_t most = f->cur.len; /* the longest the file was while pending */
+    int ret;
+    if (f->pinned || f->n_ops == 0)
+        return SAT_OK;
+    for (size_t i = 0; i < f->n_ops; i++) {
+        if (f->ops[i].kind == SIM_OP_WRITE)
+            data += f->ops[i].len;
+        if (f->ops[i].old_len > most)
+            most = f->ops[i].old_len;
+    }
+    ret = buf_reserve(&f->dur, most);
+    if (ret == SAT_OK)
+        ret = buf_copy(&f->dur, &f->cur);
+    if (ret == SAT_OK)
+        ret = buf_reserve(&f->pin, data);
+    if (ret != SAT_OK)
+        return ret;
+    /* Walking back from cur, each write's data is what dur holds in its
+     * range once every later operation is undone. */
+    f->pin.len = data;
+    for (size_t i = f->n_ops; i-- > 0;) {
+        struct sim_op *op = &f->ops[i];
+        if (op->kind == SIM_OP_WRITE) {
+            data -= op->len;
+            op->data_off = data;
+            memcpy(f->pin.p + data, f->dur.p + op->off, op->len);
+        }
+        op_undo(f, op, &f->dur);
+    }
+    f->pinned = 1;
+    return SAT_OK;
+}
+
 /* Replays f's pending operations over its durable view as a cut would, then
- * makes the result both views. */
+ * makes the result the file's bytes. */
 static void file_replay_cut(struct sim_hal *s, struct sim_file *f)
 {
-    struct sim_buf *d = &f->dur;
-    struct sim_buf tmp;
+    struct sim_buf *d;
+    /* Unpinned, the durable bytes are cur with every pending operation
+     * undone; the data of each write is kept aside on the way back. */
+    if (!f->pinned && file_pin(f) != SAT_OK) {
+        /* No memory to set the data aside: keep it all, like a cut that
+         * came after the power had flushed everything. */
+        file_clear_ops(f);
+        return;
+    }
+    d = &f->dur;
     for (size_t i = 0; i < f->n_ops; i++) {
         const struct sim_op *op = &f->ops[i];
+        const uint8_t *data = f->pin.p + op->data_off;
         if (op->kind == SIM_OP_TRUNCATE) {
             if (prng_below(&s->prng, 2) == 0)
                 continue;
@@ -322,7 +410,7 @@ static void file_replay_cut(struct sim_hal *s, struct sim_file *f)
         case SIM_CUT_APPLY:
             if (buf_reserve(d, (size_t)op->off + op->len) != SAT_OK)
                 goto done;
-            buf_write_reserved(d, (size_t)op->off, op->data, op->len);
+            buf_write_reserved(d, (size_t)op->off, data, op->len);
             continue;
         case SIM_CUT_TEAR:
         default: {
@@ -341,7 +429,7 @@ static void file_replay_cut(struct sim_hal *s, struct sim_file *f)
             keep = (size_t)(cut - op->off);
             if (buf_reserve(d, (size_t)gend) != SAT_OK)
                 goto done;
-            buf_write_reserved(d, (size_t)op->off, op->data, keep);
+            buf_write_reserved(d, (size_t)op->off, data, keep);
             if (gend > d->len)
                 buf_resize_reserved(d, (size_t)gend);
             prng_fill(&s->prng, d->p + cut, (size_t)(gend - cut));
@@ -350,29 +438,17 @@ static void file_replay_cut(struct sim_hal *s, struct sim_file *f)
         }
     }
 done:
-    tmp = f->cur;
-    f->cur = f->dur;
-    f->dur = tmp; /* kept as capacity for the next snapshot */
-    f->dur_stale = 1;
+    {
+        struct sim_buf tmp = f->cur;
+        f->cur = f->dur;
+        f->dur = tmp; /* kept as capacity for the next pin */
+    }
     file_clear_ops(f);
 }
 
-/* A sync makes the pending ops durable: apply them to dur as well, so dur
- * equals cur again without copying the whole file. */
+/* A sync makes the pending ops durable: cur already holds them. */
 static void file_sync_ops(struct sim_file *f)
 {
-    for (size_t i = 0; i < f->n_ops && !f->dur_stale; i++) {
-        const struct sim_op *op = &f->ops[i];
-        size_t need = (size_t)op->off + (op->kind == SIM_OP_TRUNCATE ? 0 : op->len);
-        if (buf_reserve(&f->dur, need) != SAT_OK) {
-            f->dur_stale = 1; /* copy from cur next time instead */
-            break;
-        }
-        if (op->kind == SIM_OP_TRUNCATE)
-            buf_resize_reserved(&f->dur, (size_t)op->off);
-        else
-            buf_write_reserved(&f->dur, (size_t)op->off, op->data, op->len);
-    }
     file_clear_ops(f);
 }
 
@@ -538,7 +614,7 @@ static int sim_storage_write(void *ctx, hal_file *f, uint64_t off, const void *b
     struct sim_hal *s = ctx;
     struct sim_file *file;
     struct sim_op *op;
-    uint8_t *copy;
+    size_t undo_len;
     int ret;
     if (!f || !handle_live(s, f))
         return SAT_ERR_POWER_CUT;
@@ -552,21 +628,30 @@ static int sim_storage_write(void *ctx, hal_file *f, uint64_t off, const void *b
     if (len == 0)
         return SAT_OK; /* like pwrite of nothing: no change, nothing pending */
     file = f->file;
+    undo_len = off < file->cur.len ? file->cur.len - (size_t)off : 0;
+    if (undo_len > len)
+        undo_len = len;
     ret = buf_reserve(&file->cur, (size_t)(off + len));
     if (ret == SAT_OK)
-        ret = file_prepare_op(file);
+        ret = file_prepare_op(file, undo_len, len);
     if (ret != SAT_OK)
         return ret;
-    copy = malloc(len);
-    if (!copy)
-        return SAT_ERR_NO_MEMORY;
-    memcpy(copy, buf, len);
     op = &file->ops[file->n_ops++];
     op->kind = SIM_OP_WRITE;
     op->off = off;
-    op->data = copy;
     op->len = len;
-    buf_write_reserved(&file->cur, (size_t)off, copy, len);
+    op->old_len = file->cur.len;
+    op->undo_off = file->undo.len;
+    op->undo_len = undo_len;
+    op->data_off = 0;
+    /* Reserved above: neither append can fail. */
+    if (undo_len > 0)
+        (void)buf_append(&file->undo, file->cur.p + off, undo_len);
+    if (file->pinned) {
+        op->data_off = file->pin.len;
+        (void)buf_append(&file->pin, buf, len);
+    }
+    buf_write_reserved(&file->cur, (size_t)off, buf, len);
     return SAT_OK;
 }
 
@@ -589,6 +674,7 @@ static int sim_storage_truncate(void *ctx, hal_file *f, uint64_t size)
     struct sim_hal *s = ctx;
     struct sim_file *file;
     struct sim_op *op;
+    size_t undo_len;
     int ret;
     if (!f || !handle_live(s, f))
         return SAT_ERR_POWER_CUT;
@@ -598,16 +684,22 @@ static int sim_storage_truncate(void *ctx, hal_file *f, uint64_t size)
     if (size > SIM_FLASH_FILE_BYTES_MAX)
         return SAT_ERR_NO_SPACE;
     file = f->file;
+    undo_len = size < file->cur.len ? file->cur.len - (size_t)size : 0;
     ret = buf_reserve(&file->cur, (size_t)size);
     if (ret == SAT_OK)
-        ret = file_prepare_op(file);
+        ret = file_prepare_op(file, undo_len, 0);
     if (ret != SAT_OK)
         return ret;
     op = &file->ops[file->n_ops++];
     op->kind = SIM_OP_TRUNCATE;
     op->off = size;
-    op->data = NULL;
     op->len = 0;
+    op->old_len = file->cur.len;
+    op->undo_off = file->undo.len;
+    op->undo_len = undo_len;
+    op->data_off = 0;
+    if (undo_len > 0)
+        (void)buf_append(&file->undo, file->cur.p + size, undo_len);
     buf_resize_reserved(&file->cur, (size_t)size);
     return SAT_OK;
 }
@@ -1674,8 +1766,10 @@ int sim_hal_file_bytes(struct sim_hal *s, const char *name, uint8_t **bytes, siz
     if (idx < 0)
         return SAT_ERR_NOT_FOUND;
     f = s->files[idx];
-    if (f->n_ops == 0)
-        f->dur_stale = 1; /* the caller may edit the bytes in place */
+    /* The caller may edit the bytes in place: with operations pending, set
+     * the durable bytes and their data aside first, so a cut loses the
+     * edit. Without memory for that, a cut will keep it. */
+    (void)file_pin(f);
     *bytes = f->cur.len > 0 ? f->cur.p : &s->empty_byte;
     *len = f->cur.len;
     return SAT_OK;

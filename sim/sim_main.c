@@ -21,7 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+
+#include <mbedtls/platform_util.h>
 
 #include "device.h"
 #include "hub_server.h"
@@ -79,7 +80,7 @@ struct tablet {
     int drv_ready;
     uint8_t id[STORE_ID_BYTES];
     char *cert_pem;
-    char *key_pem;
+    const char *key_pem; /* the fleet PKI's (struct sim_pki) */
     int lost;
     int thief_online;
     int wiped;
@@ -105,11 +106,9 @@ struct world {
     const struct hal *hub_hal;
     struct hub_store *hub_store;
     struct hub_server hub;
-    char hub_dir[64];
-    char *ca_crt;
-    char *ca_key;
-    char *hub_crt;
-    char *hub_key;
+    const char *ca_crt; /* the fleet PKI's (struct sim_pki) */
+    const char *hub_crt;
+    const char *hub_key;
     uint16_t hub_port;
     unsigned ntab;
     struct tablet *tab;
@@ -247,30 +246,101 @@ static int tablet_start_driver(struct world *w, struct tablet *t)
     return t->drv_ready ? SAT_OK : SAT_ERR_TLS_CONFIG;
 }
 
-static void make_pki(struct world *w)
+/* The fleet's PKI: the fleet CA, the hub's key and certificate and the
+ * tablets' keys. Like a test's fixture keys it is the same for every seed:
+ * it comes from its own generator (SIM_PKI_SEED), is made once per process
+ * and serves every run of a sweep, growing when a run has more tablets
+ * (tablet i's key is the i-th drawn, however many runs asked before). Each
+ * run still issues its tablets' certificates, from the hub's generator:
+ * their names are the tablet ids the seed draws. */
+#define SIM_PKI_SEED 0x666c656574504b49ull
+#define SIM_PKI_NOT_BEFORE_S (SIM_DAY_EPOCH_MS / 1000 - 86400)
+#define SIM_PKI_NOT_AFTER_S (SIM_DAY_EPOCH_MS / 1000 + 5LL * 365 * 86400)
+
+struct sim_pki {
+    struct sim_hal *sim; /* the PKI's generator */
+    struct pki_issuer *ca;
+    char *ca_crt;
+    char *ca_key;
+    char *hub_crt;
+    char *hub_key;
+    char **dev_key;
+    unsigned ndev;
+};
+
+static struct sim_pki g_pki;
+
+static char *pem_new(void)
 {
-    int64_t now_s = SIM_DAY_EPOCH_MS / 1000;
-    int64_t from = now_s - 86400;
-    int64_t to = now_s + 5LL * 365 * 86400;
-    w->ca_crt = calloc(1, SIM_PEM_BYTES);
-    w->ca_key = calloc(1, SIM_PEM_BYTES);
-    w->hub_crt = calloc(1, SIM_PEM_BYTES);
-    w->hub_key = calloc(1, SIM_PEM_BYTES);
-    if (!w->ca_crt || !w->ca_key || !w->hub_crt || !w->hub_key)
+    char *p = calloc(1, SIM_PEM_BYTES);
+    if (!p)
         fatal("certificates", SAT_ERR_NO_MEMORY);
-    if (pki_key_generate(w->hub_hal, w->ca_key, SIM_PEM_BYTES) != SAT_OK ||
-        pki_ca_self_sign(w->hub_hal, w->ca_key, "Satchel sim CA", 1, from, to, w->ca_crt,
-                         SIM_PEM_BYTES) != SAT_OK ||
-        pki_key_generate(w->hub_hal, w->hub_key, SIM_PEM_BYTES) != SAT_OK ||
-        pki_cert_issue(w->hub_hal, w->ca_crt, w->ca_key, w->hub_key, "hub", PKI_USAGE_SERVER, 2,
-                       from, to, w->hub_crt, SIM_PEM_BYTES) != SAT_OK)
-        fatal("fleet CA and hub certificate", SAT_ERR_TLS_CRYPTO);
+    return p;
+}
+
+/* The fleet PKI with keys for at least ndev tablets. */
+static struct sim_pki *fleet_pki(unsigned ndev)
+{
+    struct sim_pki *k = &g_pki;
+    const struct hal *h;
+    if (!k->sim) {
+        if (sim_hal_new(&k->sim, SIM_PKI_SEED, SIM_DAY_EPOCH_MS) != SAT_OK)
+            fatal("certificates", SAT_ERR_NO_MEMORY);
+        h = sim_hal_hal(k->sim);
+        k->ca_crt = pem_new();
+        k->ca_key = pem_new();
+        k->hub_crt = pem_new();
+        k->hub_key = pem_new();
+        if (pki_key_generate(h, k->ca_key, SIM_PEM_BYTES) != SAT_OK ||
+            pki_ca_self_sign(h, k->ca_key, "Satchel sim CA", 1, SIM_PKI_NOT_BEFORE_S,
+                             SIM_PKI_NOT_AFTER_S, k->ca_crt, SIM_PEM_BYTES) != SAT_OK ||
+            pki_issuer_open(k->ca_crt, k->ca_key, &k->ca) != SAT_OK ||
+            pki_key_generate(h, k->hub_key, SIM_PEM_BYTES) != SAT_OK ||
+            pki_issuer_issue(h, k->ca, k->hub_key, "hub", PKI_USAGE_SERVER, 2,
+                             SIM_PKI_NOT_BEFORE_S, SIM_PKI_NOT_AFTER_S, k->hub_crt,
+                             SIM_PEM_BYTES) != SAT_OK)
+            fatal("fleet CA and hub certificate", SAT_ERR_TLS_CRYPTO);
+    }
+    if (ndev > k->ndev) {
+        char **keys = realloc(k->dev_key, ndev * sizeof *keys);
+        if (!keys)
+            fatal("certificates", SAT_ERR_NO_MEMORY);
+        k->dev_key = keys;
+        h = sim_hal_hal(k->sim);
+        for (; k->ndev < ndev; k->ndev++) {
+            k->dev_key[k->ndev] = pem_new();
+            if (pki_key_generate(h, k->dev_key[k->ndev], SIM_PEM_BYTES) != SAT_OK)
+                fatal("a tablet's key", SAT_ERR_TLS_CRYPTO);
+        }
+    }
+    return k;
+}
+
+static void fleet_pki_free(void)
+{
+    struct sim_pki *k = &g_pki;
+    for (unsigned i = 0; i < k->ndev; i++) {
+        mbedtls_platform_zeroize(k->dev_key[i], SIM_PEM_BYTES);
+        free(k->dev_key[i]);
+    }
+    free(k->dev_key);
+    if (k->ca_key)
+        mbedtls_platform_zeroize(k->ca_key, SIM_PEM_BYTES);
+    if (k->hub_key)
+        mbedtls_platform_zeroize(k->hub_key, SIM_PEM_BYTES);
+    free(k->ca_crt);
+    free(k->ca_key);
+    free(k->hub_crt);
+    free(k->hub_key);
+    pki_issuer_close(k->ca);
+    sim_hal_free(k->sim);
+    memset(k, 0, sizeof *k);
 }
 
 static void setup(struct world *w)
 {
     struct hub_server_config hc;
-    char path[128];
+    struct sim_pki *pki;
     int ret;
     const struct scenario_params *p = &w->sc.p;
 
@@ -285,17 +355,15 @@ static void setup(struct world *w)
         struct sim_link good = { 1, 5, 0, 0, 0 };
         sim_net_set_link(w->net, "hub", &good);
     }
-    make_pki(w);
-    /* The hub's database is scratch: memory-backed storage when there is
-     * some, so the host's disk does not set the pace. */
-    snprintf(w->hub_dir, sizeof w->hub_dir, "%s/satchel-sim-XXXXXX",
-             getenv("TMPDIR")                 ? getenv("TMPDIR")
-             : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                                              : "/tmp");
-    if (!mkdtemp(w->hub_dir))
-        fatal("a temporary directory for the hub's database", SAT_ERR_IO);
-    snprintf(path, sizeof path, "%s/hub.db", w->hub_dir);
-    ret = hub_store_sqlite_open(path, &w->hub_store);
+    pki = fleet_pki(p->nurses);
+    w->ca_crt = pki->ca_crt;
+    w->hub_crt = pki->hub_crt;
+    w->hub_key = pki->hub_key;
+    /* The hub's database is scratch that lives and dies with the run (the
+     * simulator never crashes the hub): an SQLite in-memory database, so
+     * neither the host's disk nor its system calls set the pace. The hub
+     * runs the same SQL; only its journal is in memory. */
+    ret = hub_store_sqlite_open(":memory:", &w->hub_store);
     if (ret != SAT_OK)
         fatal("hub database", ret);
     memset(&hc, 0, sizeof hc);
@@ -341,17 +409,15 @@ static void setup(struct world *w)
         }
         hex_id(t->id, hex);
         t->cert_pem = calloc(1, SIM_PEM_BYTES);
-        t->key_pem = calloc(1, SIM_PEM_BYTES);
+        t->key_pem = pki->dev_key[i];
         t->known = calloc(w->sc.npatients + 1, sizeof *t->known);
         t->open_visit = calloc(w->sc.npatients + 1, 1);
         t->visit_id = calloc(w->sc.npatients + 1, sizeof *t->visit_id);
-        if (!t->cert_pem || !t->key_pem || !t->known || !t->open_visit || !t->visit_id)
+        if (!t->cert_pem || !t->known || !t->open_visit || !t->visit_id)
             fatal("tablet", SAT_ERR_NO_MEMORY);
-        if (pki_key_generate(t->hal, t->key_pem, SIM_PEM_BYTES) != SAT_OK ||
-            pki_cert_issue(w->hub_hal, w->ca_crt, w->ca_key, t->key_pem, hex, PKI_USAGE_CLIENT,
-                           100 + i, SIM_DAY_EPOCH_MS / 1000 - 86400,
-                           SIM_DAY_EPOCH_MS / 1000 + 5LL * 365 * 86400, t->cert_pem,
-                           SIM_PEM_BYTES) != SAT_OK)
+        if (pki_issuer_issue(w->hub_hal, pki->ca, t->key_pem, hex, PKI_USAGE_CLIENT, 100 + i,
+                             SIM_PKI_NOT_BEFORE_S, SIM_PKI_NOT_AFTER_S, t->cert_pem,
+                             SIM_PEM_BYTES) != SAT_OK)
             fatal("tablet certificate", SAT_ERR_TLS_CRYPTO);
         if (hub_store_device_register(w->hub_store, t->id, p->team_names[t->team]) != SAT_OK)
             fatal("registering a tablet", SAT_ERR_HUB_STORAGE);
@@ -371,7 +437,6 @@ static void setup(struct world *w)
 
 static void teardown(struct world *w)
 {
-    char path[160];
     for (unsigned i = 0; i < w->ntab; i++) {
         struct tablet *t = &w->tab[i];
         device_free(&t->drv);
@@ -379,7 +444,6 @@ static void teardown(struct world *w)
         keys_lock(&t->keys);
         sim_hal_free(t->sim);
         free(t->cert_pem);
-        free(t->key_pem);
         free(t->known);
         free(t->open_visit);
         free(t->visit_id);
@@ -391,21 +455,6 @@ static void teardown(struct world *w)
     free(w->tab);
     free(w->patient_id);
     free(w->patient_made);
-    free(w->ca_crt);
-    free(w->ca_key);
-    free(w->hub_crt);
-    free(w->hub_key);
-    for (const char *suffix = ""; ; suffix = suffix[0] ? NULL : "-wal") {
-        if (!suffix)
-            break;
-        snprintf(path, sizeof path, "%s/hub.db%s", w->hub_dir, suffix);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/hub.db-shm", w->hub_dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/hub.db-journal", w->hub_dir);
-    unlink(path);
-    rmdir(w->hub_dir);
     scenario_free(&w->sc);
 }
 
@@ -1326,8 +1375,11 @@ int main(int argc, char **argv)
         o.report = "satchel-sim-report.html";
     if (o.quiet)
         o.report = NULL;
-    if (!o.sweep)
-        return run_seed(&o, &p, extra, nextra, o.seed_from, 1) ? 0 : 1;
+    if (!o.sweep) {
+        int ok = run_seed(&o, &p, extra, nextra, o.seed_from, 1);
+        fleet_pki_free();
+        return ok ? 0 : 1;
+    }
     {
         uint64_t total = o.seed_to - o.seed_from + 1;
         uint64_t failed = 0;
@@ -1341,6 +1393,7 @@ int main(int argc, char **argv)
                     (unsigned long long)total, (unsigned long long)failed);
         }
         fputc('\n', stderr);
+        fleet_pki_free();
         printf("satchel-sim: %llu seeds, %llu passed, %llu failed\n", (unsigned long long)total,
                (unsigned long long)(total - failed), (unsigned long long)failed);
         if (failed) {

@@ -5,6 +5,7 @@
 #include "pki.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/asn1.h>
@@ -14,6 +15,7 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
 
 #define DRBG_PERSONALIZATION "satchel-pki"
@@ -311,43 +313,63 @@ exit:
     return ret;
 }
 
-int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_key_pem,
-                   const char *subject_key_pem, const char *cn, enum pki_usage usage,
-                   uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
-                   size_t cap)
-{
+struct pki_issuer {
     mbedtls_x509_crt ca;
     mbedtls_pk_context ca_key;
-    mbedtls_pk_context subject;
     char dn[DN_TEXT_BYTES];
+};
+
+int pki_issuer_open(const char *ca_crt_pem, const char *ca_key_pem, struct pki_issuer **out)
+{
+    struct pki_issuer *is;
+    int ret = SAT_ERR_INVALID;
+    if (out == NULL || ca_crt_pem == NULL)
+        return SAT_ERR_INVALID;
+    is = calloc(1, sizeof *is);
+    if (is == NULL)
+        return SAT_ERR_NO_MEMORY;
+    mbedtls_x509_crt_init(&is->ca);
+    mbedtls_pk_init(&is->ca_key);
+    ret = SAT_ERR_TLS_CONFIG;
+    if (mbedtls_x509_crt_parse(&is->ca, (const unsigned char *)ca_crt_pem,
+                               strlen(ca_crt_pem) + 1) != 0 ||
+        !is->ca.ca_istrue || !is_p256(&is->ca.pk))
+        goto exit;
+    if (mbedtls_x509_dn_gets(is->dn, sizeof is->dn, &is->ca.subject) < 0)
+        goto exit;
+    ret = parse_private_key(&is->ca_key, ca_key_pem);
+    if (ret != SAT_OK)
+        goto exit;
+    if (mbedtls_pk_check_pair(&is->ca.pk, &is->ca_key) != 0)
+        ret = SAT_ERR_TLS_CONFIG;
+exit:
+    if (ret != SAT_OK) {
+        pki_issuer_close(is);
+        return ret;
+    }
+    *out = is;
+    return SAT_OK;
+}
+
+int pki_issuer_issue(const struct hal *h, struct pki_issuer *is,
+                     const char *subject_key_pem, const char *cn, enum pki_usage usage,
+                     uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
+                     size_t cap)
+{
+    mbedtls_pk_context subject;
     struct cert_job job;
     int ret = SAT_ERR_INVALID;
 
-    mbedtls_x509_crt_init(&ca);
-    mbedtls_pk_init(&ca_key);
     mbedtls_pk_init(&subject);
-    if (!pki_cn_valid(cn) || serial == 0 || !window_valid(not_before_s, not_after_s) ||
-        (usage != PKI_USAGE_SERVER && usage != PKI_USAGE_CLIENT) || ca_crt_pem == NULL)
+    if (is == NULL || !pki_cn_valid(cn) || serial == 0 ||
+        !window_valid(not_before_s, not_after_s) ||
+        (usage != PKI_USAGE_SERVER && usage != PKI_USAGE_CLIENT))
         goto exit;
-    ret = SAT_ERR_TLS_CONFIG;
-    if (mbedtls_x509_crt_parse(&ca, (const unsigned char *)ca_crt_pem, strlen(ca_crt_pem) + 1) !=
-            0 ||
-        !ca.ca_istrue || !is_p256(&ca.pk))
-        goto exit;
-    if (mbedtls_x509_dn_gets(dn, sizeof dn, &ca.subject) < 0)
-        goto exit;
-    ret = parse_private_key(&ca_key, ca_key_pem);
-    if (ret != SAT_OK)
-        goto exit;
-    if (mbedtls_pk_check_pair(&ca.pk, &ca_key) != 0) {
-        ret = SAT_ERR_TLS_CONFIG;
-        goto exit;
-    }
     ret = parse_any_key(&subject, subject_key_pem);
     if (ret != SAT_OK)
         goto exit;
-    job = (struct cert_job){ .issuer_dn = dn,
-                             .issuer = &ca_key,
+    job = (struct cert_job){ .issuer_dn = is->dn,
+                             .issuer = &is->ca_key,
                              .subject = &subject,
                              .cn = cn,
                              .is_ca = 0,
@@ -358,8 +380,35 @@ int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_k
     ret = cert_write(h, &job, crt_pem, cap);
 exit:
     mbedtls_pk_free(&subject);
-    mbedtls_pk_free(&ca_key);
-    mbedtls_x509_crt_free(&ca);
+    return ret;
+}
+
+void pki_issuer_close(struct pki_issuer *is)
+{
+    if (is == NULL)
+        return;
+    mbedtls_pk_free(&is->ca_key);
+    mbedtls_x509_crt_free(&is->ca);
+    mbedtls_platform_zeroize(is, sizeof *is);
+    free(is);
+}
+
+int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_key_pem,
+                   const char *subject_key_pem, const char *cn, enum pki_usage usage,
+                   uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
+                   size_t cap)
+{
+    struct pki_issuer *is = NULL;
+    int ret;
+    /* The arguments first, as before the CA is looked at. */
+    if (!pki_cn_valid(cn) || serial == 0 || !window_valid(not_before_s, not_after_s) ||
+        (usage != PKI_USAGE_SERVER && usage != PKI_USAGE_CLIENT) || ca_crt_pem == NULL)
+        return SAT_ERR_INVALID;
+    ret = pki_issuer_open(ca_crt_pem, ca_key_pem, &is);
+    if (ret == SAT_OK)
+        ret = pki_issuer_issue(h, is, subject_key_pem, cn, usage, serial, not_before_s,
+                               not_after_s, crt_pem, cap);
+    pki_issuer_close(is);
     return ret;
 }
 

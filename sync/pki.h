@@ -84,6 +84,21 @@ int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_k
                    uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
                    size_t cap);
 
+/* The CA's side of pki_cert_issue for issuing many certificates: opens
+ * (parses and checks) the CA's certificate and key once. pki_issuer_open:
+ * SAT_OK with *out to close with pki_issuer_close (NULL is ignored; the
+ * CA's key is zeroized); SAT_ERR_INVALID (no certificate or out),
+ * SAT_ERR_TLS_CONFIG as pki_cert_issue, SAT_ERR_NO_MEMORY.
+ * pki_issuer_issue: as pki_cert_issue with the opened CA, and makes the
+ * same certificate from the same entropy. */
+struct pki_issuer;
+int pki_issuer_open(const char *ca_crt_pem, const char *ca_key_pem, struct pki_issuer **out);
+int pki_issuer_issue(const struct hal *h, struct pki_issuer *is,
+                     const char *subject_key_pem, const char *cn, enum pki_usage usage,
+                     uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
+                     size_t cap);
+void pki_issuer_close(struct pki_issuer *is);
+
 /* Reads the whole of storage file `name` (a flat HAL name) into buf and
  * adds a NUL. cap: buf's size; the file must have fewer than cap bytes and
  * at most PKI_FILE_BYTES_MAX. *len (may be NULL) gets the length without the

@@ -103,6 +103,8 @@ enum stmt_id {
     ST_TASK_INSERT,
     ST_TASK_GET,
     ST_TASK_DONE,
+    ST_LAST_SEQ,
+    ST_CHANGES,
     ST_COUNT
 };
 
@@ -148,6 +150,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TASK_INSERT] = "INSERT INTO task(id, patient_id, title, due_ms) VALUES (?1,?2,?3,?4)",
     [ST_TASK_GET] = "SELECT id, patient_id, title, due_ms, done, deleted FROM task WHERE id = ?1",
     [ST_TASK_DONE] = "UPDATE task SET done = 1 WHERE id = ?1",
+    [ST_LAST_SEQ] = "SELECT ifnull(max(seq), 0) FROM change_log",
+    [ST_CHANGES] = "SELECT seq, record_id, kind, field, vtype, vint, vtext, vblob, hlc_wall,"
+                   " hlc_counter, origin, base_wall, base_counter, base_origin FROM change_log"
+                   " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
 };
 
 struct store {
@@ -1548,13 +1554,23 @@ int store_changes(struct store *s, uint64_t after, unsigned max,
                   int (*fn)(void *arg, const struct store_change *c), void *arg)
 {
     struct change_ctx cc = { fn, arg };
-    char sql[300];
-    snprintf(sql, sizeof sql,
-             "SELECT seq, record_id, kind, field, vtype, vint, vtext, vblob, hlc_wall,"
-             " hlc_counter, origin, base_wall, base_counter, base_origin FROM change_log"
-             " WHERE seq > %llu ORDER BY seq LIMIT %lld",
-             (unsigned long long)after, max ? (long long)max : -1LL);
-    return query_rows(s, sql, NULL, change_row, &cc, "read change log");
+    sqlite3_stmt *q = stmt(s, ST_CHANGES);
+    int rc;
+    int ret = SAT_OK;
+    s->errmsg[0] = '\0';
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read change log");
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(q, 2, max ? (sqlite3_int64)max : -1);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        ret = change_row(q, &cc);
+        if (ret != 0)
+            break;
+    }
+    if (ret == SAT_OK && rc != SQLITE_DONE)
+        ret = sql_fail(s, rc, "read change log");
+    sqlite3_reset(q);
+    return ret;
 }
 
 /* ---- sync: merge ---------------------------------------------------------- */
@@ -1858,12 +1874,12 @@ int store_sync_state(struct store *s, struct store_sync_state *out)
         ret = meta_get_u64(s, "push_acked", &out->push_acked);
     if (ret != SAT_OK)
         return ret;
-    if (sqlite3_prepare_v2(s->db, "SELECT ifnull(max(seq), 0) FROM change_log", -1, &q, NULL) !=
-        SQLITE_OK)
+    q = stmt(s, ST_LAST_SEQ);
+    if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "read change log");
     if (sqlite3_step(q) == SQLITE_ROW)
         out->last_seq = (uint64_t)sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
     return SAT_OK;
 }
 
