@@ -1162,7 +1162,7 @@ static int sq_pull(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t curso
     struct hub_sqlite *h = ctx;
     struct hub_device dev;
     sqlite3_stmt *q;
-    size_t count = 0, purges = 0;
+    size_t count = 0, purges = 0, bytes = 0;
     uint64_t next = cursor;
     int more = 0, ret, rc;
 
@@ -1198,6 +1198,17 @@ static int sq_pull(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t curso
                 break;
             }
             ret = column_change(h, q, 3, &changes[count]);
+            if (ret == SAT_OK) {
+                /* The batch ends by bytes too, so its frame stays bounded. */
+                size_t n = proto_change_batch_bytes(&changes[count]);
+                if (n == 0) {
+                    ret = fail(h, SAT_ERR_HUB_STORAGE, "a stored change cannot be encoded");
+                } else if (bytes + n > PROTO_PULL_CHANGES_BYTES_MAX) {
+                    more = 1;
+                    break;
+                }
+                bytes += n;
+            }
             count++;
         }
         if (ret != SAT_OK)
