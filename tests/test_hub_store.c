@@ -517,6 +517,36 @@ static void test_pull_in_batches(void **state)
     assert_int_equal(pull(f, DEV_B, 105, 1), SAT_ERR_HUB_BAD_CURSOR);
 }
 
+/* Compares decoded changes with the expected ones, in order. */
+struct same_changes {
+    const satchel_FieldChange *want;
+    size_t n;
+    size_t differ;
+};
+
+static int same_change(void *arg, const satchel_FieldChange *c)
+{
+    struct same_changes *s = arg;
+    const satchel_FieldChange *w = &s->want[s->n];
+    /* Field by field: padding bytes need not match. */
+    if (memcmp(c->record_id, w->record_id, HUB_ID_BYTES) != 0 || c->kind != w->kind ||
+        c->field != w->field || c->value.which_value != w->value.which_value ||
+        c->stamp.wall_ms != w->stamp.wall_ms || c->stamp.counter != w->stamp.counter ||
+        memcmp(c->origin_device, w->origin_device, HUB_ID_BYTES) != 0 ||
+        c->origin_seq != w->origin_seq)
+        s->differ++;
+    else if (c->value.which_value == satchel_FieldValue_text_tag &&
+             strcmp(c->value.value.text, w->value.value.text) != 0)
+        s->differ++;
+    else if (c->value.which_value == satchel_FieldValue_blob_tag &&
+             (c->value.value.blob.size != w->value.value.blob.size ||
+              memcmp(c->value.value.blob.bytes, w->value.value.blob.bytes,
+                     c->value.value.blob.size) != 0))
+        s->differ++;
+    s->n++;
+    return 0;
+}
+
 /* Notes of near-maximal text: a pull batch ends by bytes, well before its
  * count, stays within PROTO_PULL_CHANGES_BYTES_MAX and so within a frame,
  * and the batches together deliver each change once, in order. */
@@ -577,6 +607,16 @@ static void test_pull_ends_batches_by_bytes(void **state)
             fr.msg.pull_batch.purge_ids[i].size = HUB_ID_BYTES;
         assert_int_equal(proto_frame_encode(&fr, buf, sizeof buf, &len), SAT_OK);
         assert_true(len <= PROTO_FRAME_BYTES_MAX + PROTO_FRAME_HEADER_BYTES);
+        /* And it decodes back to the same changes. */
+        {
+            struct same_changes same = { f->pulled, 0, 0 };
+            struct proto_changes_in in = { same_change, &same, 0 };
+            memset(&fr, 0, sizeof fr);
+            proto_bind_frame_changes(&fr, &in);
+            assert_int_equal(proto_frame_decode(&fr, buf, len), SAT_OK);
+            assert_int_equal(same.n, f->res.count);
+            assert_int_equal(same.differ, 0);
+        }
         cursor = f->res.next_cursor;
         rounds++;
     } while (f->res.more);
