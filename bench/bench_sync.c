@@ -217,7 +217,7 @@ struct dev_report {
     /* one sync */
     double elapsed_ms;   /* connect to the end of the session */
     double handshake_ms; /* connect to handshake complete */
-    double apply_ms;     /* in store_apply_remote (sync_glue) */
+    double apply_ms;     /* in the glue's apply_* (store_apply_*) */
     double sizing_ms;    /* the benchmark's own sizing of pulled changes */
     double fsync_ms;     /* in the HAL's storage_sync */
     double cpu_ms;       /* device process CPU, user + system */
@@ -268,9 +268,7 @@ static int (*posix_storage_read)(void *ctx, hal_file *f, uint64_t off, void *buf
                                  size_t *got);
 static int (*posix_storage_write)(void *ctx, hal_file *f, uint64_t off, const void *buf,
                                   size_t len);
-static int (*glue_apply)(void *arg, const satchel_FieldChange *changes, size_t n,
-                         const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge,
-                         uint64_t next_cursor, unsigned *conflicts);
+static struct sync_replica glue_replica; /* the glue's own members */
 
 static int counted_send(void *ctx, hal_sock *s, const void *buf, size_t len, size_t *sent)
 {
@@ -318,11 +316,20 @@ static int timed_sync(void *ctx, hal_file *f)
     return ret;
 }
 
-/* Sizes each pulled change as protobuf (the payload), then applies the
- * batch through the glue, timing both apart. */
-static int measured_apply(void *arg, const satchel_FieldChange *changes, size_t n,
-                          const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge,
-                          uint64_t next_cursor, unsigned *conflicts)
+/* The glue's apply members, timed: device_apply is the time in all of them
+ * (a batch's transaction, its merges as they are decoded, its commit). */
+static int measured_begin(void *arg)
+{
+    double t0 = now_ms();
+    int ret = glue_replica.apply_begin(arg);
+    dev_count.apply_ms += now_ms() - t0;
+    return ret;
+}
+
+/* Sizes each pulled change as protobuf (the payload), then applies them
+ * through the glue, timing both apart. */
+static int measured_changes(void *arg, const satchel_FieldChange *changes, size_t n,
+                            unsigned *conflicts)
 {
     double t0 = now_ms();
     double t1;
@@ -335,10 +342,26 @@ static int measured_apply(void *arg, const satchel_FieldChange *changes, size_t 
     }
     t1 = now_ms();
     dev_count.sizing_ms += t1 - t0;
-    ret = glue_apply(arg, changes, n, purge, npurge, next_cursor, conflicts);
+    ret = glue_replica.apply_changes(arg, changes, n, conflicts);
     dev_count.apply_ms += now_ms() - t1;
+    return ret;
+}
+
+static int measured_commit(void *arg, const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES],
+                           size_t npurge, uint64_t next_cursor, unsigned *conflicts)
+{
+    double t0 = now_ms();
+    int ret = glue_replica.apply_commit(arg, purge, npurge, next_cursor, conflicts);
+    dev_count.apply_ms += now_ms() - t0;
     dev_count.applies++;
     return ret;
+}
+
+static void measured_abort(void *arg)
+{
+    double t0 = now_ms();
+    glue_replica.apply_abort(arg);
+    dev_count.apply_ms += now_ms() - t0;
 }
 
 static int device_open(struct device *d, const char *dir, const struct dev_setup *su,
@@ -389,8 +412,11 @@ static int device_open(struct device *d, const char *dir, const struct dev_setup
     d->glue.keys = &d->keys;
     d->glue.store = &d->store;
     sync_glue_replica(&d->glue, &d->replica);
-    glue_apply = d->replica.apply;
-    d->replica.apply = measured_apply;
+    glue_replica = d->replica;
+    d->replica.apply_begin = measured_begin;
+    d->replica.apply_changes = measured_changes;
+    d->replica.apply_commit = measured_commit;
+    d->replica.apply_abort = measured_abort;
     ret = tls_config_client(&d->tls, &d->hal, su->ca, su->crt, su->key);
     if (ret != SAT_OK)
         snprintf(r->errmsg, sizeof r->errmsg, "device: bad certificate or key: %s",
@@ -1210,7 +1236,8 @@ static void print_header(const struct bench *b, const struct results *res)
            "satchel-hub: hub_session.c over tls.c, one connection. Both ends speak loopback\n"
            "TCP and mutual TLS 1.2 (ECDHE-ECDSA P-256, AES-GCM; certificates made by pki.c\n"
            "at start). A sync is: connect, handshake, Hello, then PullRequest/PullBatch round\n"
-           "trips of up to %d changes until the feed is empty, close_notify. Times are wall\n"
+           "trips of up to %d changes or %u KiB of them until the feed is empty,\n"
+           "close_notify. Times are wall\n"
            "clock (CLOCK_MONOTONIC) in ms from connect to the session's end (including the\n"
            "benchmark's own sizing of the pulled changes, device_sizing); records/s and\n"
            "changes/s divide by that. Wire bytes are the TCP payload through the device's\n"
@@ -1218,14 +1245,16 @@ static void print_header(const struct bench *b, const struct results *res)
            "until the handshake completed. Payload is the protobuf encoding of the\n"
            "FieldChange messages the device pulled (pb_get_encoded_size, no batch framing);\n"
            "frames are the sync frames before TLS. Time split: device_apply is\n"
-           "store_apply_remote (one transaction per batch, its fsyncs included),\n"
+           "store_apply_* (one transaction per batch, its changes merged as they are\n"
+           "decoded, its commit and fsyncs included),\n"
            "device_fsync the HAL's storage_sync, hub_pull the hub store's pull (one write\n"
            "transaction per batch), rest = elapsed - apply - hub_pull - sizing (TLS,\n"
            "protobuf, loopback, scheduling); device_storage_* is the flash traffic of the\n"
            "device's HAL (database and its journal or WAL, sealed blocks). Peak RSS is VmHWM of\n"
            "the device process (/proc/self/status). Files under %s, removed at the end.\n\n",
            b->records, res->patients, (unsigned long long)SEED, res->source_changes,
-           CHANGED_FIELDS, TEAM, KDF_ITERATIONS, PROTO_BATCH_CHANGES_MAX, b->base);
+           CHANGED_FIELDS, TEAM, KDF_ITERATIONS, PROTO_PULL_CHANGES_MAX,
+           PROTO_PULL_CHANGES_BYTES_MAX / 1024u, b->base);
 }
 
 static void print_sync(const char *name, const struct dev_report *r, const struct serve_result *h)

@@ -282,7 +282,8 @@ static int step_phase(struct device *d, uint64_t now)
 
 static int replica_valid(const struct sync_replica *r)
 {
-    return r->state && r->changes && r->set_push_acked && r->apply && r->wipe;
+    return r->state && r->changes && r->set_push_acked && r->apply_begin && r->apply_changes &&
+           r->apply_commit && r->apply_abort && r->wipe;
 }
 
 int device_init(struct device *d, const struct device_config *cfg)

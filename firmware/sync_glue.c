@@ -119,26 +119,56 @@ static int from_field_change(const satchel_FieldChange *f, struct store_change *
     return SAT_OK;
 }
 
-static int glue_apply(void *arg, const satchel_FieldChange *changes, size_t n,
-                      const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge,
-                      uint64_t next_cursor, unsigned *conflicts)
+static int glue_apply_begin(void *arg)
+{
+    struct sync_glue *g = arg;
+    return store_apply_begin(*g->store);
+}
+
+static int glue_apply_changes(void *arg, const satchel_FieldChange *changes, size_t n,
+                              unsigned *conflicts)
 {
     struct sync_glue *g = arg;
     struct store_change *cs = calloc(n ? n : 1, sizeof *cs);
-    struct store_id *ids = calloc(npurge ? npurge : 1, sizeof *ids);
     struct store_apply_result r = { 0, 0, 0, 0 };
-    int ret = cs && ids ? SAT_OK : SAT_ERR_NO_MEMORY;
+    int ret = cs ? SAT_OK : SAT_ERR_NO_MEMORY;
     for (size_t i = 0; ret == SAT_OK && i < n; i++)
         ret = from_field_change(&changes[i], &cs[i]);
-    for (size_t i = 0; ret == SAT_OK && i < npurge; i++)
-        memcpy(ids[i].b, purge[i], STORE_ID_BYTES);
     if (ret == SAT_OK)
-        ret = store_apply_remote(*g->store, cs, n, ids, npurge, next_cursor, &r);
+        ret = store_apply_changes(*g->store, cs, n, &r);
+    else
+        store_apply_abort(*g->store); /* all or nothing, as the store's own failures */
     if (ret == SAT_OK)
         *conflicts += r.conflicts;
     free(cs);
+    return ret;
+}
+
+static int glue_apply_commit(void *arg, const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES],
+                             size_t npurge, uint64_t next_cursor, unsigned *conflicts)
+{
+    struct sync_glue *g = arg;
+    struct store_id *ids = calloc(npurge ? npurge : 1, sizeof *ids);
+    struct store_apply_result r = { 0, 0, 0, 0 };
+    int ret;
+    if (!ids) {
+        store_apply_abort(*g->store);
+        return SAT_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < npurge; i++)
+        memcpy(ids[i].b, purge[i], STORE_ID_BYTES);
+    ret = store_apply_commit(*g->store, ids, npurge, next_cursor, &r);
+    if (ret == SAT_OK)
+        *conflicts += r.conflicts;
     free(ids);
     return ret;
+}
+
+static void glue_apply_abort(void *arg)
+{
+    struct sync_glue *g = arg;
+    if (*g->store)
+        store_apply_abort(*g->store);
 }
 
 /* Overwrites a file with zeros before deleting it: it is only ciphertext,
@@ -184,7 +214,10 @@ void sync_glue_replica(struct sync_glue *g, struct sync_replica *r)
     r->state = glue_state;
     r->changes = glue_changes;
     r->set_push_acked = glue_set_push_acked;
-    r->apply = glue_apply;
+    r->apply_begin = glue_apply_begin;
+    r->apply_changes = glue_apply_changes;
+    r->apply_commit = glue_apply_commit;
+    r->apply_abort = glue_apply_abort;
     r->wipe = glue_wipe;
     r->arg = g;
 }

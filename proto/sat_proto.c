@@ -7,20 +7,34 @@
 
 #include "sat_err.h"
 
-/* Worst-case encoded Frame: the larger batch kind, with all its changes at
- * their maximal size, plus tag and length prefixes. */
+/* Worst-case encoded Frames: a push batch with all its changes at their
+ * maximal size; a pull batch at its byte bound with every purge id, its
+ * cursor and its flag; plus the oneof's tag and length prefix. */
 #define CHANGE_ENCODED_MAX (satchel_FieldChange_size + 1 + 3)
-#define PULL_BATCH_ENCODED_MAX \
-    (PROTO_BATCH_CHANGES_MAX * CHANGE_ENCODED_MAX + 64 * (16 + 2) + 11 + 2)
+#define PUSH_BATCH_ENCODED_MAX (PROTO_BATCH_CHANGES_MAX * CHANGE_ENCODED_MAX + 11)
+#define PULL_BATCH_ENCODED_MAX (PROTO_PULL_CHANGES_BYTES_MAX + 64 * (16 + 2) + 11 + 2)
+_Static_assert(PUSH_BATCH_ENCODED_MAX + 1 + 5 <= PROTO_FRAME_BYTES_MAX,
+               "PROTO_FRAME_BYTES_MAX too small for a full push batch");
 _Static_assert(PULL_BATCH_ENCODED_MAX + 1 + 5 <= PROTO_FRAME_BYTES_MAX,
-               "PROTO_FRAME_BYTES_MAX too small for a full batch");
+               "PROTO_FRAME_BYTES_MAX too small for a full pull batch");
+/* A pull batch always has room for one change, however large. */
+_Static_assert(CHANGE_ENCODED_MAX <= PROTO_PULL_CHANGES_BYTES_MAX,
+               "PROTO_PULL_CHANGES_BYTES_MAX below one maximal change");
+_Static_assert(PROTO_BATCH_CHANGES_MAX <= PROTO_PULL_CHANGES_MAX, "pull cap below push cap");
 
 static _Thread_local const char *last_error = "";
+
+/* The most changes a batch of the message holding `field` may carry. */
+static size_t batch_changes_max(const pb_field_t *field)
+{
+    return field->descriptor == satchel_PullBatch_fields ? PROTO_PULL_CHANGES_MAX
+                                                         : PROTO_BATCH_CHANGES_MAX;
+}
 
 static bool encode_changes(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
 {
     const struct proto_changes_out *src = *arg;
-    if (src->count > PROTO_BATCH_CHANGES_MAX)
+    if (src->count > batch_changes_max(field))
         PB_RETURN_ERROR(os, "too many changes in a batch");
     for (size_t i = 0; i < src->count; i++) {
         if (!pb_encode_tag_for_field(os, field) ||
@@ -35,8 +49,7 @@ static bool decode_change(pb_istream_t *is, const pb_field_t *field, void **arg)
     struct proto_changes_in *sink = *arg;
     satchel_FieldChange change = satchel_FieldChange_init_zero;
     int rc;
-    (void)field;
-    if (sink->count >= PROTO_BATCH_CHANGES_MAX)
+    if (sink->count >= batch_changes_max(field))
         PB_RETURN_ERROR(is, "too many changes in a batch");
     if (!pb_decode(is, satchel_FieldChange_fields, &change))
         return false;
@@ -79,6 +92,15 @@ void proto_bind_frame_changes(satchel_Frame *frame, struct proto_changes_in *sin
 {
     frame->cb_msg.funcs.decode = frame_msg_callback;
     frame->cb_msg.arg = sink;
+}
+
+size_t proto_change_batch_bytes(const satchel_FieldChange *change)
+{
+    size_t body = 0;
+    if (!pb_get_encoded_size(&body, satchel_FieldChange_fields, change))
+        return 0;
+    /* One byte of tag (field 1 or 2), a varint length, the message. */
+    return 1 + (body < 128 ? 1 : body < 16384 ? 2 : 3) + body;
 }
 
 int proto_encode(const pb_msgdesc_t *fields, const void *msg, uint8_t *buf, size_t cap,

@@ -12,6 +12,18 @@
  * only one FieldChange is ever held in memory while decoding a batch:
  * bind a struct proto_changes_out before encoding and a struct
  * proto_changes_in before decoding (proto_bind_changes_*).
+ *
+ * Batch bounds. A PushBatch holds at most PROTO_BATCH_CHANGES_MAX changes
+ * (both ends hold a push batch in memory), so it fits a frame whatever the
+ * changes. A PullBatch holds at most PROTO_PULL_CHANGES_MAX changes, and
+ * the hub ends it before the changes' encoded size
+ * (proto_change_batch_bytes each) would pass PROTO_PULL_CHANGES_BYTES_MAX,
+ * so it fits a frame too; a device applies its changes as they are decoded,
+ * so a large pull batch costs it no memory. The device asks for up to
+ * PullRequest.max_changes; a device that asks for at most
+ * PROTO_BATCH_CHANGES_MAX (firmware before byte-bounded pulls) gets no more,
+ * and a hub that serves at most that many answers a larger ask with fewer:
+ * both sides stay compatible without a new protocol version.
  */
 #ifndef SATCHEL_SAT_PROTO_H
 #define SATCHEL_SAT_PROTO_H
@@ -24,21 +36,29 @@
 
 #define PROTO_VERSION 1
 #define PROTO_FRAME_HEADER_BYTES 4
+/* Changes in a PushBatch; also what a PullRequest with max_changes 0 gets. */
 #define PROTO_BATCH_CHANGES_MAX 32
-/* Bound of an encoded Frame: a full batch of maximal changes plus the
- * largest other fields (checked by a static assertion in sat_proto.c). */
+/* Changes in a PullBatch: a hard cap beside the byte bound below. */
+#define PROTO_PULL_CHANGES_MAX 1024
+/* Encoded size of a PullBatch's changes (proto_change_batch_bytes summed). */
+#define PROTO_PULL_CHANGES_BYTES_MAX (64u * 1024u)
+/* Bound of an encoded Frame: a full push batch of maximal changes, or a
+ * pull batch at its byte bound with every purge id, plus the other fields
+ * (checked by static assertions in sat_proto.c). */
 #define PROTO_FRAME_BYTES_MAX (72u * 1024u)
 
 /* Source of the changes to encode into a batch. */
 struct proto_changes_out {
     const satchel_FieldChange *items;
-    size_t count; /* at most PROTO_BATCH_CHANGES_MAX */
+    size_t count; /* at most PROTO_BATCH_CHANGES_MAX in a PushBatch,
+                   * PROTO_PULL_CHANGES_MAX in a PullBatch */
 };
 
 /* Sink for the changes of a batch being decoded. on_change is called once
  * per change, in order; the change is only valid during the call. A non-zero
- * return aborts the decode (SAT_ERR_PROTO_DECODE). More than
- * PROTO_BATCH_CHANGES_MAX changes abort it too. */
+ * return aborts the decode (SAT_ERR_PROTO_DECODE). More changes than the
+ * batch kind allows (PROTO_BATCH_CHANGES_MAX in a PushBatch,
+ * PROTO_PULL_CHANGES_MAX in a PullBatch) abort it too. */
 struct proto_changes_in {
     int (*on_change)(void *arg, const satchel_FieldChange *change);
     void *arg;
@@ -47,6 +67,10 @@ struct proto_changes_in {
 
 void proto_bind_changes_encode(pb_callback_t *cb, struct proto_changes_out *src);
 void proto_bind_changes_decode(pb_callback_t *cb, struct proto_changes_in *sink);
+
+/* The bytes change takes inside a batch: its tag, its length prefix and
+ * its encoding. 0 if it cannot be encoded (a string without its NUL). */
+size_t proto_change_batch_bytes(const satchel_FieldChange *change);
 
 /* Encodes msg (of type `fields`) into buf[0..cap). *len is the encoded size.
  * SAT_ERR_PROTO_ENCODE if it does not fit, a string is not NUL-terminated

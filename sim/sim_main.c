@@ -154,12 +154,30 @@ static int fwd_set_push_acked(void *arg, uint64_t acked)
     return t->real.set_push_acked(t->real.arg, acked);
 }
 
-static int fwd_apply(void *arg, const satchel_FieldChange *changes, size_t n,
-                     const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge,
-                     uint64_t next_cursor, unsigned *conflicts)
+static int fwd_apply_begin(void *arg)
 {
     struct tablet *t = arg;
-    return t->real.apply(t->real.arg, changes, n, purge, npurge, next_cursor, conflicts);
+    return t->real.apply_begin(t->real.arg);
+}
+
+static int fwd_apply_changes(void *arg, const satchel_FieldChange *changes, size_t n,
+                             unsigned *conflicts)
+{
+    struct tablet *t = arg;
+    return t->real.apply_changes(t->real.arg, changes, n, conflicts);
+}
+
+static int fwd_apply_commit(void *arg, const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES],
+                            size_t npurge, uint64_t next_cursor, unsigned *conflicts)
+{
+    struct tablet *t = arg;
+    return t->real.apply_commit(t->real.arg, purge, npurge, next_cursor, conflicts);
+}
+
+static void fwd_apply_abort(void *arg)
+{
+    struct tablet *t = arg;
+    t->real.apply_abort(t->real.arg);
 }
 
 /* lost-write: each push batch of three or more changes silently loses its
@@ -178,14 +196,13 @@ static int faulty_changes(void *arg, uint64_t after, size_t max, satchel_FieldCh
 
 /* skip-purge: the tablet ignores purges, so a transferred patient stays on
  * the old team's tablets and "no patient outside the caseload" must fail. */
-static int faulty_apply(void *arg, const satchel_FieldChange *changes, size_t n,
-                        const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge,
-                        uint64_t next_cursor, unsigned *conflicts)
+static int faulty_apply_commit(void *arg, const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES],
+                               size_t npurge, uint64_t next_cursor, unsigned *conflicts)
 {
     struct tablet *t = arg;
     (void)purge;
     (void)npurge;
-    return t->real.apply(t->real.arg, changes, n, NULL, 0, next_cursor, conflicts);
+    return t->real.apply_commit(t->real.arg, NULL, 0, next_cursor, conflicts);
 }
 #endif
 
@@ -199,7 +216,11 @@ static void wire_replica(struct world *w, struct tablet *t)
         t->replica.changes = w->inject == INJECT_LOST_WRITE ? faulty_changes : fwd_changes;
         t->replica.wipe = fwd_wipe;
         t->replica.set_push_acked = fwd_set_push_acked;
-        t->replica.apply = w->inject == INJECT_SKIP_PURGE ? faulty_apply : fwd_apply;
+        t->replica.apply_begin = fwd_apply_begin;
+        t->replica.apply_changes = fwd_apply_changes;
+        t->replica.apply_commit =
+            w->inject == INJECT_SKIP_PURGE ? faulty_apply_commit : fwd_apply_commit;
+        t->replica.apply_abort = fwd_apply_abort;
         t->replica.arg = t;
     }
 #else

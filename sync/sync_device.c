@@ -10,9 +10,20 @@
 static int fail(struct sync_device *d, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Undoes the pulled batch being applied, if any. */
+static void abort_apply(struct sync_device *d)
+{
+    if (d->applying)
+        d->replica.apply_abort(d->replica.arg);
+    d->applying = 0;
+    d->batch_n = 0;
+}
+
+/* Every failure ends here: no transaction outlives it. */
 static int fail(struct sync_device *d, int err, const char *fmt, ...)
 {
     va_list ap;
+    abort_apply(d);
     va_start(ap, fmt);
     vsnprintf(d->errmsg, sizeof d->errmsg, fmt, ap);
     va_end(ap);
@@ -50,13 +61,45 @@ static int send_frame(struct sync_device *d, const satchel_Frame *f, enum sync_d
     return SAT_OK;
 }
 
-/* Collects a pulled batch's changes into d->batch as they are decoded. */
+/* Gives the pulled changes waiting in d->batch to the store. */
+static int flush_changes(struct sync_device *d)
+{
+    int ret = SAT_OK;
+    if (d->batch_n > 0)
+        ret = d->replica.apply_changes(d->replica.arg, d->batch, d->batch_n, &d->pull_conflicts);
+    d->batch_n = 0;
+    if (ret != SAT_OK)
+        d->apply_err = ret;
+    return ret;
+}
+
+static int open_apply(struct sync_device *d)
+{
+    int ret = SAT_OK;
+    if (!d->applying) {
+        ret = d->replica.apply_begin(d->replica.arg);
+        if (ret == SAT_OK)
+            d->applying = 1;
+        else
+            d->apply_err = ret;
+    }
+    return ret;
+}
+
+/* Takes a pulled change as it is decoded: the batch's transaction opens
+ * with its first change, and the changes go to the store a bufferful at a
+ * time. Changes in any other message, or at any other time, are refused. */
 static int take_change(void *arg, const satchel_FieldChange *c)
 {
     struct sync_device *d = arg;
-    if (d->batch_n >= PROTO_BATCH_CHANGES_MAX)
+    if (d->phase != SYNC_DEV_WAIT_PULL)
+        return -1;
+    if (open_apply(d) != SAT_OK)
+        return -1;
+    if (d->batch_n == PROTO_BATCH_CHANGES_MAX && flush_changes(d) != SAT_OK)
         return -1;
     d->batch[d->batch_n++] = *c;
+    d->pull_n++;
     return 0;
 }
 
@@ -76,8 +119,14 @@ static int recv_frame(struct sync_device *d, satchel_Frame *f)
     d->stats.bytes_in += len;
     memset(f, 0, sizeof *f);
     d->batch_n = 0;
+    d->pull_n = 0;
+    d->pull_conflicts = 0;
+    d->apply_err = SAT_OK;
     proto_bind_frame_changes(f, &sink);
     ret = proto_frame_decode(f, buf, len);
+    if (ret != SAT_OK && d->apply_err != SAT_OK)
+        return fail(d, d->apply_err, "cannot apply the hub's changes: %s",
+                    sat_strerror(d->apply_err));
     if (ret != SAT_OK)
         return fail(d, SAT_ERR_SYNC_PROTOCOL, "malformed frame from the hub (%s)",
                     proto_last_error());
@@ -189,12 +238,12 @@ static int step_once(struct sync_device *d)
     case SYNC_DEV_PULL:
         f->which_msg = satchel_Frame_pull_request_tag;
         f->msg.pull_request.cursor = d->cursor;
-        f->msg.pull_request.max_changes = PROTO_BATCH_CHANGES_MAX;
+        f->msg.pull_request.max_changes = PROTO_PULL_CHANGES_MAX;
         return send_frame(d, f, SYNC_DEV_WAIT_PULL);
 
     case SYNC_DEV_WAIT_PULL: {
-        unsigned conflicts = 0;
         satchel_PullBatch *b = &f->msg.pull_batch;
+        /* Decoding applies the changes inside the batch's transaction. */
         ret = recv_frame(d, f);
         if (ret == SAT_OK)
             ret = expect(d, f, satchel_Frame_pull_batch_tag, "PullBatch");
@@ -208,15 +257,23 @@ static int step_once(struct sync_device *d)
                 return fail(d, SAT_ERR_SYNC_PROTOCOL, "malformed purge id from the hub");
             memcpy(d->purge[i], b->purge_ids[i].bytes, SYNC_DEVICE_ID_BYTES);
         }
-        ret = d->replica.apply(d->replica.arg, d->batch, d->batch_n,
-                               (const uint8_t(*)[SYNC_DEVICE_ID_BYTES])d->purge, d->purge_n,
-                               b->next_cursor, &conflicts);
-        if (ret != SAT_OK)
-            return fail(d, ret, "cannot apply the hub's changes: %s", sat_strerror(ret));
+        /* An empty batch that leaves the cursor where it is writes nothing. */
+        if (d->pull_n > 0 || d->purge_n > 0 || b->next_cursor != d->cursor) {
+            ret = open_apply(d);
+            if (ret == SAT_OK)
+                ret = flush_changes(d);
+            if (ret == SAT_OK)
+                ret = d->replica.apply_commit(d->replica.arg,
+                                              (const uint8_t(*)[SYNC_DEVICE_ID_BYTES])d->purge,
+                                              d->purge_n, b->next_cursor, &d->pull_conflicts);
+            if (ret != SAT_OK)
+                return fail(d, ret, "cannot apply the hub's changes: %s", sat_strerror(ret));
+            d->applying = 0;
+        }
         d->cursor = b->next_cursor;
-        d->stats.pulled += d->batch_n;
+        d->stats.pulled += d->pull_n;
         d->stats.purged += d->purge_n;
-        d->stats.conflicts += conflicts;
+        d->stats.conflicts += d->pull_conflicts;
         d->phase = b->more ? SYNC_DEV_PULL : SYNC_DEV_DONE;
         return SAT_OK;
     }

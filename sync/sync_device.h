@@ -13,6 +13,14 @@
  * cursor are applied in one store transaction, so a cut costs at most one
  * batch pulled twice (and applying it twice changes nothing).
  *
+ * Pull batches are large (up to PROTO_PULL_CHANGES_MAX changes, bounded by
+ * bytes so they fit a frame): one durable commit then covers many changes.
+ * Their changes go to the store as they are decoded, a few at a time
+ * (d->batch), inside the batch's transaction, so memory does not grow with
+ * the batch. The frame is whole before decoding starts: a cut link never
+ * leaves part of a batch applied. Nothing reaches the hub about a batch
+ * (the next PullRequest's cursor) before its commit returned.
+ *
  * The device's records are reached through struct sync_replica, so sync/
  * does not depend on firmware/.
  */
@@ -37,11 +45,20 @@ struct sync_replica {
     /* Up to max own changes after sequence `after`, in order, into out. */
     int (*changes)(void *arg, uint64_t after, size_t max, satchel_FieldChange *out, size_t *n);
     int (*set_push_acked)(void *arg, uint64_t acked);
-    /* Applies a pulled batch, its purges and the new cursor atomically;
-     * adds the concurrent edits it found to *conflicts. */
-    int (*apply)(void *arg, const satchel_FieldChange *changes, size_t n,
-                 const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge, uint64_t next_cursor,
-                 unsigned *conflicts);
+    /* A pulled batch is applied in one transaction, all or nothing:
+     * apply_begin; apply_changes for each part of its changes, in order, as
+     * they are decoded; then apply_commit with its purges and the new
+     * cursor, which makes all of it durable before it returns SAT_OK; or
+     * apply_abort, which undoes it all (also after a failed apply_changes or
+     * apply_commit, where it must be harmless). apply_changes and
+     * apply_commit add the concurrent edits they found to *conflicts. The
+     * session calls nothing else of the replica in between. */
+    int (*apply_begin)(void *arg);
+    int (*apply_changes)(void *arg, const satchel_FieldChange *changes, size_t n,
+                         unsigned *conflicts);
+    int (*apply_commit)(void *arg, const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES], size_t npurge,
+                        uint64_t next_cursor, unsigned *conflicts);
+    void (*apply_abort)(void *arg);
     /* The hub revoked this device: destroy every key and record. */
     int (*wipe)(void *arg);
     void *arg;
@@ -78,7 +95,12 @@ struct sync_device {
     uint64_t acked;        /* last own sequence the hub holds */
     uint64_t cursor;       /* last hub sequence applied */
     uint64_t batch_last;   /* last sequence in the push batch in flight */
-    size_t batch_n;
+    size_t batch_n;        /* changes in d->batch: a push batch, or the part
+                            * of a pull batch not yet given to the store */
+    int applying;          /* a pulled batch's transaction is open */
+    int apply_err;         /* the store's code if applying a change failed */
+    uint64_t pull_n;       /* changes in the pull batch being decoded */
+    unsigned pull_conflicts; /* found so far in that batch */
     int err;
     char errmsg[SYNC_ERRMSG_BYTES];
     struct sync_device_stats stats;

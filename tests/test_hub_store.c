@@ -469,10 +469,11 @@ static void test_pull_in_batches(void **state)
     }
     assert_int_equal(r.acked_seq, 104);
 
+    /* A device that takes 32 at a time (the push size, older firmware). */
     do {
         uint64_t before = cursor;
         assert_true(rounds < 8);
-        assert_int_equal(pull(f, DEV_B, cursor, HUB_PULL_CHANGES_MAX), SAT_OK);
+        assert_int_equal(pull(f, DEV_B, cursor, PROTO_BATCH_CHANGES_MAX), SAT_OK);
         for (size_t i = 0; i < f->res.count; i++)
             assert_int_equal(f->pulled[i].origin_seq, expect_seq++);
         sizes[rounds++] = f->res.count;
@@ -487,6 +488,13 @@ static void test_pull_in_batches(void **state)
     assert_int_equal(sizes[3], 8);
     assert_int_equal(total, 104);
     assert_int_equal(cursor, 104);
+
+    /* One that takes the most gets them all at once: 104 changes of a few
+     * dozen bytes are far from the byte bound. */
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 104);
+    assert_false(f->res.more);
+    assert_int_equal(f->res.next_cursor, 104);
 
     /* Nothing new: an empty batch at the same cursor. */
     assert_int_equal(pull(f, DEV_B, cursor, HUB_PULL_CHANGES_MAX), SAT_OK);
@@ -507,6 +515,114 @@ static void test_pull_in_batches(void **state)
     assert_int_equal(pull(f, DEV_B, 0, 0), SAT_ERR_INVALID);
     assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX + 1), SAT_ERR_INVALID);
     assert_int_equal(pull(f, DEV_B, 105, 1), SAT_ERR_HUB_BAD_CURSOR);
+}
+
+/* Compares decoded changes with the expected ones, in order. */
+struct same_changes {
+    const satchel_FieldChange *want;
+    size_t n;
+    size_t differ;
+};
+
+static int same_change(void *arg, const satchel_FieldChange *c)
+{
+    struct same_changes *s = arg;
+    const satchel_FieldChange *w = &s->want[s->n];
+    /* Field by field: padding bytes need not match. */
+    if (memcmp(c->record_id, w->record_id, HUB_ID_BYTES) != 0 || c->kind != w->kind ||
+        c->field != w->field || c->value.which_value != w->value.which_value ||
+        c->stamp.wall_ms != w->stamp.wall_ms || c->stamp.counter != w->stamp.counter ||
+        memcmp(c->origin_device, w->origin_device, HUB_ID_BYTES) != 0 ||
+        c->origin_seq != w->origin_seq)
+        s->differ++;
+    else if (c->value.which_value == satchel_FieldValue_text_tag &&
+             strcmp(c->value.value.text, w->value.value.text) != 0)
+        s->differ++;
+    else if (c->value.which_value == satchel_FieldValue_blob_tag &&
+             (c->value.value.blob.size != w->value.value.blob.size ||
+              memcmp(c->value.value.blob.bytes, w->value.value.blob.bytes,
+                     c->value.value.blob.size) != 0))
+        s->differ++;
+    s->n++;
+    return 0;
+}
+
+/* Notes of near-maximal text: a pull batch ends by bytes, well before its
+ * count, stays within PROTO_PULL_CHANGES_BYTES_MAX and so within a frame,
+ * and the batches together deliver each change once, in order. */
+static void test_pull_ends_batches_by_bytes(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    static satchel_Frame fr;
+    static uint8_t buf[PROTO_FRAME_BYTES_MAX + PROTO_FRAME_HEADER_BYTES];
+    char text[sizeof f->pulled[0].value.value.text]; /* the largest a text may be */
+    uint64_t cursor = 0, expect_seq = 1, pushed = 0;
+    size_t rounds = 0;
+
+    memset(text, 'n', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    push_patient_1(f);
+    pushed = 8;
+    /* 4 pushes of 16 notes: 64 texts of 2047 bytes, 128 changes. */
+    for (int b = 0; b < 4; b++) {
+        batch_start(&f->batch, pushed + 1);
+        for (int n = 0; n < 16; n++) {
+            uint8_t note[HUB_ID_BYTES];
+            uint64_t wall = 6000 + (uint64_t)(2 * (16 * b + n));
+            memset(note, 0x50, sizeof note);
+            note[15] = (uint8_t)(b * 16 + n);
+            set_blob(batch_add(&f->batch, DEV_A, note, KIND_NOTE, 2, wall), PAT_1);
+            add_text(&f->batch, DEV_A, note, KIND_NOTE, 5, wall + 1, text);
+        }
+        assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+        assert_int_equal(r.stored, 32);
+        pushed += 32;
+    }
+
+    do {
+        struct proto_changes_out out = { f->pulled, 0 };
+        size_t bytes = 0, len = 0;
+        assert_true(rounds < 16);
+        assert_int_equal(pull(f, DEV_B, cursor, HUB_PULL_CHANGES_MAX), SAT_OK);
+        assert_true(f->res.count > 0);
+        for (size_t i = 0; i < f->res.count; i++) {
+            assert_int_equal(f->pulled[i].origin_seq, expect_seq++);
+            bytes += proto_change_batch_bytes(&f->pulled[i]);
+        }
+        assert_true(bytes <= PROTO_PULL_CHANGES_BYTES_MAX);
+        if (f->res.more) { /* ended by bytes: the next change did not fit */
+            assert_true(f->res.count < HUB_PULL_CHANGES_MAX);
+            assert_true(bytes + satchel_FieldChange_size + 4 > PROTO_PULL_CHANGES_BYTES_MAX);
+        }
+        /* As the hub sends it, with every purge id too: within a frame. */
+        memset(&fr, 0, sizeof fr);
+        fr.which_msg = satchel_Frame_pull_batch_tag;
+        out.count = f->res.count;
+        proto_bind_changes_encode(&fr.msg.pull_batch.changes, &out);
+        fr.msg.pull_batch.next_cursor = UINT64_MAX;
+        fr.msg.pull_batch.more = true;
+        fr.msg.pull_batch.purge_ids_count = HUB_PULL_PURGE_MAX;
+        for (pb_size_t i = 0; i < HUB_PULL_PURGE_MAX; i++)
+            fr.msg.pull_batch.purge_ids[i].size = HUB_ID_BYTES;
+        assert_int_equal(proto_frame_encode(&fr, buf, sizeof buf, &len), SAT_OK);
+        assert_true(len <= PROTO_FRAME_BYTES_MAX + PROTO_FRAME_HEADER_BYTES);
+        /* And it decodes back to the same changes. */
+        {
+            struct same_changes same = { f->pulled, 0, 0 };
+            struct proto_changes_in in = { same_change, &same, 0 };
+            memset(&fr, 0, sizeof fr);
+            proto_bind_frame_changes(&fr, &in);
+            assert_int_equal(proto_frame_decode(&fr, buf, len), SAT_OK);
+            assert_int_equal(same.n, f->res.count);
+            assert_int_equal(same.differ, 0);
+        }
+        cursor = f->res.next_cursor;
+        rounds++;
+    } while (f->res.more);
+    assert_int_equal(expect_seq, pushed + 1);
+    assert_int_equal(cursor, pushed);
+    assert_true(rounds >= 3); /* 64 texts of 2 KiB need three 64 KiB batches */
 }
 
 static int purged(const struct fixture *f, const uint8_t id[HUB_ID_BYTES])
@@ -888,6 +1004,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_origin_and_bad_changes_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pull_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_ends_batches_by_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reassignment_moves_and_purges_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_concurrent_not_sequential, setup,

@@ -413,6 +413,80 @@ static void test_oversize_batch_is_rejected(void **state)
     free(items);
 }
 
+/* A PullBatch takes up to PROTO_PULL_CHANGES_MAX changes (a PushBatch only
+ * PROTO_BATCH_CHANGES_MAX), and proto_change_batch_bytes is exactly what each
+ * change adds to a batch, so the hub's byte bound is the real size. */
+static void test_pull_batch_bounds(void **state)
+{
+    satchel_FieldChange *items = calloc(PROTO_PULL_CHANGES_MAX + 1, sizeof *items);
+    struct proto_changes_out out = { items, PROTO_PULL_CHANGES_MAX };
+    struct proto_changes_in in = { NULL, NULL, 0 };
+    satchel_PullBatch b;
+    satchel_Frame f;
+    pb_ostream_t os;
+    size_t len = 0, sum = 0;
+    (void)state;
+
+    assert_non_null(items);
+    for (unsigned i = 0; i <= PROTO_PULL_CHANGES_MAX; i++) {
+        make_change(&items[i], i, satchel_FieldValue_flag_tag);
+        items[i].stamp.wall_ms = 1 + i;
+        items[i].stamp.counter = 0;
+        items[i].origin_seq = 1 + i;
+    }
+    for (unsigned i = 0; i < PROTO_PULL_CHANGES_MAX; i++)
+        sum += proto_change_batch_bytes(&items[i]);
+
+    /* The changes alone encode to exactly the sum. */
+    memset(&b, 0, sizeof b);
+    proto_bind_changes_encode(&b.changes, &out);
+    assert_int_equal(proto_encode(satchel_PullBatch_fields, &b, buf, sizeof buf, &len), SAT_OK);
+    assert_int_equal(len, sum);
+
+    /* So does a maximal change, within the byte bound. */
+    make_change(&items[PROTO_PULL_CHANGES_MAX], 7, satchel_FieldValue_text_tag);
+    out.items = &items[PROTO_PULL_CHANGES_MAX];
+    out.count = 1;
+    assert_int_equal(proto_encode(satchel_PullBatch_fields, &b, buf, sizeof buf, &len), SAT_OK);
+    assert_int_equal(len, proto_change_batch_bytes(&items[PROTO_PULL_CHANGES_MAX]));
+    assert_true(len <= PROTO_PULL_CHANGES_BYTES_MAX);
+    items[PROTO_PULL_CHANGES_MAX] = items[PROTO_PULL_CHANGES_MAX - 1];
+    items[PROTO_PULL_CHANGES_MAX].origin_seq++;
+
+    /* A full count in a frame decodes whole. */
+    out.items = items;
+    out.count = PROTO_PULL_CHANGES_MAX;
+    memset(&f, 0, sizeof f);
+    f.which_msg = satchel_Frame_pull_batch_tag;
+    proto_bind_changes_encode(&f.msg.pull_batch.changes, &out);
+    f.msg.pull_batch.next_cursor = 5;
+    assert_int_equal(proto_frame_encode(&f, buf, sizeof buf, &len), SAT_OK);
+    memset(&f, 0, sizeof f);
+    proto_bind_frame_changes(&f, &in);
+    assert_int_equal(proto_frame_decode(&f, buf, len), SAT_OK);
+    assert_int_equal(in.count, PROTO_PULL_CHANGES_MAX);
+    assert_int_equal(f.msg.pull_batch.next_cursor, 5);
+
+    /* One more is refused on encode, and on decode from a peer that tries. */
+    out.count = PROTO_PULL_CHANGES_MAX + 1;
+    memset(&b, 0, sizeof b);
+    proto_bind_changes_encode(&b.changes, &out);
+    assert_int_equal(proto_encode(satchel_PullBatch_fields, &b, buf, sizeof buf, &len),
+                     SAT_ERR_PROTO_ENCODE);
+    os = pb_ostream_from_buffer(buf, sizeof buf);
+    for (unsigned i = 0; i <= PROTO_PULL_CHANGES_MAX; i++) {
+        assert_true(pb_encode_tag(&os, PB_WT_STRING, satchel_PullBatch_changes_tag));
+        assert_true(pb_encode_submessage(&os, satchel_FieldChange_fields, &items[i]));
+    }
+    memset(&b, 0, sizeof b);
+    in.count = 0;
+    proto_bind_changes_decode(&b.changes, &in);
+    assert_int_equal(proto_decode(satchel_PullBatch_fields, &b, sizeof b, buf, os.bytes_written),
+                     SAT_ERR_PROTO_DECODE);
+    assert_int_equal(in.count, PROTO_PULL_CHANGES_MAX);
+    free(items);
+}
+
 static void test_frame_header_and_truncation(void **state)
 {
     uint8_t header[4] = { 0x00, 0x01, 0x20, 0x01 }; /* 73729 > 72 KiB */
@@ -449,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_every_frame_kind_roundtrips),
         cmocka_unit_test(test_too_long_fields_are_rejected),
         cmocka_unit_test(test_oversize_batch_is_rejected),
+        cmocka_unit_test(test_pull_batch_bounds),
         cmocka_unit_test(test_frame_header_and_truncation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,8 @@ struct link {
     struct pipe to_dev;
     uint64_t frames_to_cut; /* 0: never; else cut after this many frames total */
     uint64_t frames;        /* frames the hub has received + sent */
+    uint64_t dev_bytes_to_cut; /* 0: never; else cut once the device read this many */
+    uint64_t dev_bytes;        /* bytes the device has read */
     int cut;                /* the link broke: both ends see a reset */
     int dev_closed;         /* the device closed cleanly after its session */
 };
@@ -67,12 +69,22 @@ static int pipe_recv(struct end *e, void *buf, size_t len, size_t *got)
 {
     struct pipe *p = e->hub_side ? &e->l->to_hub : &e->l->to_dev;
     size_t avail = p->len - p->head;
+    if (!e->hub_side && e->l->dev_bytes_to_cut) {
+        /* The link breaks at that byte of what the device reads. */
+        uint64_t left = e->l->dev_bytes_to_cut - e->l->dev_bytes;
+        if (left == 0)
+            e->l->cut = 1;
+        else if (avail > left)
+            avail = (size_t)left;
+    }
     if (e->l->cut)
         return SAT_ERR_RESET;
     if (avail == 0)
         return e->hub_side && e->l->dev_closed ? SAT_ERR_CLOSED : SAT_ERR_WOULD_BLOCK;
     if (len > avail)
         len = avail;
+    if (!e->hub_side)
+        e->l->dev_bytes += len;
     memcpy(buf, p->buf + p->head, len);
     p->head += len;
     *got = len;
@@ -188,7 +200,18 @@ struct result {
 
 /* Runs one session between tablet i and the hub until both have finished
  * (or the link is cut). cut_after: frames before the link breaks, 0 never. */
+static struct result sync_tablet_cut(struct world *w, int i, uint64_t cut_after,
+                                     uint64_t cut_at_byte);
+
 static struct result sync_tablet(struct world *w, int i, uint64_t cut_after)
+{
+    return sync_tablet_cut(w, i, cut_after, 0);
+}
+
+/* The same, and cut_at_byte (0: never): the link breaks once the device
+ * has read that many bytes, wherever that falls in a frame. */
+static struct result sync_tablet_cut(struct world *w, int i, uint64_t cut_after,
+                                     uint64_t cut_at_byte)
 {
     struct end dev_end = { &w->link, 0 };
     struct end hub_end = { &w->link, 1 };
@@ -198,6 +221,7 @@ static struct result sync_tablet(struct world *w, int i, uint64_t cut_after)
     uint64_t last_requests = 0;
     memset(&w->link, 0, sizeof w->link);
     w->link.frames_to_cut = cut_after;
+    w->link.dev_bytes_to_cut = cut_at_byte;
     sync_device_init(&w->dev_sess, &dio, &w->t[i].replica, w->t[i].id, "test");
     hub_session_init(&w->hub_sess, &hio, w->hub, w->t[i].id, hub_clock, &w->hub_clock);
     for (int round = 0; round < 100000; round++) {
@@ -582,6 +606,211 @@ static void test_cut_after_every_frame_then_resume(void **state)
     assert_int_equal(st.changes, own_changes); /* nothing lost, nothing twice */
 }
 
+/* ---- pull batches: large, byte-bounded, applied as decoded ---------------- */
+
+/* Tablet i's replica seen through counters, with a fault: apply_changes
+ * fails from its fail_at-th call on (0: never). */
+struct probe {
+    struct sync_replica real;
+    uint64_t commits;   /* batches made durable */
+    uint64_t aborts;
+    unsigned calls;     /* apply_changes calls */
+    unsigned fail_at;
+};
+
+static int probe_state(void *arg, uint64_t *cursor, uint64_t *acked)
+{
+    struct probe *p = arg;
+    return p->real.state(p->real.arg, cursor, acked);
+}
+
+static int probe_changes(void *arg, uint64_t after, size_t max, satchel_FieldChange *out,
+                         size_t *n)
+{
+    struct probe *p = arg;
+    return p->real.changes(p->real.arg, after, max, out, n);
+}
+
+static int probe_set_push_acked(void *arg, uint64_t acked)
+{
+    struct probe *p = arg;
+    return p->real.set_push_acked(p->real.arg, acked);
+}
+
+static int probe_apply_begin(void *arg)
+{
+    struct probe *p = arg;
+    return p->real.apply_begin(p->real.arg);
+}
+
+static int probe_apply_changes(void *arg, const satchel_FieldChange *c, size_t n,
+                               unsigned *conflicts)
+{
+    struct probe *p = arg;
+    if (p->fail_at && ++p->calls >= p->fail_at)
+        return SAT_ERR_STORE_INVALID;
+    return p->real.apply_changes(p->real.arg, c, n, conflicts);
+}
+
+static int probe_apply_commit(void *arg, const uint8_t (*purge)[SYNC_DEVICE_ID_BYTES],
+                              size_t npurge, uint64_t next_cursor, unsigned *conflicts)
+{
+    struct probe *p = arg;
+    int ret = p->real.apply_commit(p->real.arg, purge, npurge, next_cursor, conflicts);
+    if (ret == SAT_OK)
+        p->commits++;
+    return ret;
+}
+
+static void probe_apply_abort(void *arg)
+{
+    struct probe *p = arg;
+    p->aborts++;
+    p->real.apply_abort(p->real.arg);
+}
+
+static int probe_wipe(void *arg)
+{
+    struct probe *p = arg;
+    return p->real.wipe(p->real.arg);
+}
+
+static void probe_attach(struct probe *p, struct tablet *t)
+{
+    memset(p, 0, sizeof *p);
+    p->real = t->replica;
+    t->replica.state = probe_state;
+    t->replica.changes = probe_changes;
+    t->replica.set_push_acked = probe_set_push_acked;
+    t->replica.apply_begin = probe_apply_begin;
+    t->replica.apply_changes = probe_apply_changes;
+    t->replica.apply_commit = probe_apply_commit;
+    t->replica.apply_abort = probe_apply_abort;
+    t->replica.wipe = probe_wipe;
+    t->replica.arg = p;
+}
+
+static void probe_detach(struct probe *p, struct tablet *t)
+{
+    t->replica = p->real;
+}
+
+/* Care notes of near-maximal text: their pull needs several batches, each
+ * ended by bytes. Returns how many changes the hub now holds. */
+static uint64_t add_long_notes(struct world *w, int i, const struct store_id *patient, int count)
+{
+    struct hub_stats st;
+    struct store_note *n = calloc(1, sizeof *n);
+    assert_non_null(n);
+    for (int k = 0; k < count; k++) {
+        memset(n, 0, sizeof *n);
+        n->patient_id = *patient;
+        memset(n->text, 'a' + k % 26, sizeof n->text - 1);
+        assert_int_equal(store_note_add(w->t[i].s, n), SAT_OK);
+    }
+    free(n);
+    sync_ok(w, i);
+    assert_int_equal(hub_store_stats(w->hub, &st), SAT_OK);
+    return st.changes;
+}
+
+/* The hub never holds a pull cursor the device has not made durable. */
+static void assert_cursor_durable_first(struct world *w, int i)
+{
+    struct hub_device d;
+    struct store_sync_state ss;
+    assert_int_equal(hub_store_device_get(w->hub, w->t[i].id, &d), SAT_OK);
+    assert_int_equal(store_sync_state(w->t[i].s, &ss), SAT_OK);
+    assert_true(d.pull_cursor <= ss.pull_cursor);
+}
+
+/* A pull several 64 KiB batches long, the link cut at one byte after
+ * another (inside frames, headers and between them) with a resume after
+ * each: every change is applied exactly once in the end, a cut session
+ * wastes at most the one batch in flight, the hub never learns a cursor
+ * before it is durable, and the tablets converge. */
+static void test_pull_cut_at_any_byte_loses_and_repeats_nothing(void **state)
+{
+    struct world *w = *state;
+    struct probe *pr = calloc(1, sizeof *pr);
+    uint8_t ha[32];
+    uint8_t hb[32];
+    uint64_t applied = 0;
+    int sessions = 0;
+    struct store_id p = add_patient(w, 0, 11, "north");
+    uint64_t feed = add_long_notes(w, 0, &p, 80); /* about 160 KiB of notes */
+    probe_attach(pr, &w->t[1]);
+    for (uint64_t cut = 1;; cut += 2897) {
+        uint64_t commits = pr->commits;
+        struct result r = sync_tablet_cut(w, 1, 0, cut);
+        /* Pull answers the hub sent (its requests less the Hello) against
+         * the batches the tablet made durable. */
+        uint64_t answered = w->hub_sess.stats.requests ? w->hub_sess.stats.requests - 1 : 0;
+        assert_true(answered <= pr->commits - commits + 1);
+        applied += w->dev_sess.stats.pulled;
+        assert_cursor_durable_first(w, 1);
+        assert_int_equal(store_check_integrity(w->t[1].s), SAT_OK);
+        sessions++;
+        if (r.dev == SAT_OK)
+            break;
+        assert_int_not_equal(r.dev, SAT_ERR_SYNC_REVOKED);
+        assert_true(sessions < 200);
+    }
+    assert_true(sessions > 20); /* the cuts fell all over the batches */
+    assert_true(pr->commits >= 3);  /* several batches, not one */
+    assert_int_equal(applied, feed); /* each change applied once */
+    probe_detach(pr, &w->t[1]);
+    free(pr);
+    hash_of(w, 0, ha);
+    hash_of(w, 1, hb);
+    assert_memory_equal(ha, hb, sizeof ha);
+    sync_ok(w, 1);
+    assert_int_equal(w->dev_sess.stats.pulled, 0);
+}
+
+/* A store failure halfway through a large batch (after part of it went to
+ * the store) undoes the whole batch: content and cursor as before; the
+ * next sync applies it. */
+static void test_failed_apply_midway_leaves_nothing(void **state)
+{
+    struct world *w = *state;
+    struct probe *pr = calloc(1, sizeof *pr);
+    struct store_sync_state before;
+    struct store_sync_state after;
+    uint8_t h0[32];
+    uint8_t h1[32];
+    uint8_t h2[32];
+    struct result r;
+    struct store_id p = add_patient(w, 0, 12, "north");
+    for (int k = 0; k < 20; k++) /* ~200 small changes: one batch, several parts */
+        add_obs(w, 0, &p, 300 + (uint64_t)k);
+    sync_ok(w, 0);
+    hash_of(w, 1, h1);
+    assert_int_equal(store_sync_state(w->t[1].s, &before), SAT_OK);
+
+    probe_attach(pr, &w->t[1]);
+    pr->fail_at = 3;
+    r = sync_tablet(w, 1, 0);
+    assert_int_equal(r.dev, SAT_ERR_STORE_INVALID);
+    assert_true(pr->calls >= 3);
+    assert_int_equal(pr->commits, 0);
+    assert_true(pr->aborts >= 1);
+    hash_of(w, 1, h2);
+    assert_memory_equal(h1, h2, sizeof h1);
+    assert_int_equal(store_sync_state(w->t[1].s, &after), SAT_OK);
+    assert_int_equal(after.pull_cursor, before.pull_cursor);
+    assert_cursor_durable_first(w, 1);
+
+    pr->fail_at = 0;
+    sync_ok(w, 1);
+    assert_int_equal(pr->commits, 1); /* all of it in one durable commit */
+    probe_detach(pr, &w->t[1]);
+    free(pr);
+    hash_of(w, 0, h0);
+    hash_of(w, 1, h2);
+    assert_memory_equal(h0, h2, sizeof h0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +823,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_is_refused_and_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cut_after_every_frame_then_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_cut_at_any_byte_loses_and_repeats_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_apply_midway_leaves_nothing, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,6 +162,7 @@ struct store {
     struct vfs_crypt *vfs;
     sqlite3_stmt *st[ST_COUNT];
     struct apply_stmts *apply; /* made on the first pull */
+    int applying; /* a pulled batch's transaction is open (store_apply_begin) */
     struct hlc clock;
     struct store_id device;
     char errmsg[STORE_ERRMSG_BYTES];
@@ -227,6 +228,8 @@ static int run(struct store *s, sqlite3_stmt *q, const char *what)
 static int begin(struct store *s)
 {
     s->errmsg[0] = '\0';
+    if (s->applying)
+        return fail(s, SAT_ERR_INVALID, "a pulled batch is being applied: finish it first");
     return run(s, stmt(s, ST_BEGIN), "begin");
 }
 
@@ -1897,35 +1900,88 @@ int store_set_push_acked(struct store *s, uint64_t acked)
     return finish(s, ret);
 }
 
-int store_apply_remote(struct store *s, const struct store_change *changes, size_t n,
-                       const struct store_id *purge, size_t npurge, uint64_t next_cursor,
-                       struct store_apply_result *out)
+int store_apply_begin(struct store *s)
 {
-    struct store_apply_result r = { 0, 0, 0, 0 };
-    struct field_winner *w = malloc(sizeof *w);
-    uint64_t cursor = 0;
     int ret;
     s->errmsg[0] = '\0';
-    if (!w)
+    if (!s->apply && !(s->apply = calloc(1, sizeof *s->apply)))
         return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
-    if (!s->apply && !(s->apply = calloc(1, sizeof *s->apply))) {
-        free(w);
-        return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
-    }
     ret = begin(s);
+    if (ret == SAT_OK)
+        s->applying = 1;
+    return ret;
+}
+
+void store_apply_abort(struct store *s)
+{
+    if (!s->applying)
+        return;
+    s->applying = 0;
+    rollback(s);
+}
+
+int store_apply_changes(struct store *s, const struct store_change *changes, size_t n,
+                        struct store_apply_result *acc)
+{
+    struct store_apply_result r = { 0, 0, 0, 0 };
+    struct field_winner *w;
+    int ret = SAT_OK;
+    if (!s->applying)
+        return fail(s, SAT_ERR_INVALID, "no pulled batch is being applied");
+    s->errmsg[0] = '\0';
+    w = malloc(sizeof *w);
+    if (!w)
+        ret = fail(s, SAT_ERR_NO_MEMORY, "out of memory");
     for (size_t i = 0; ret == SAT_OK && i < n; i++)
         ret = merge_one(s, &changes[i], w, &r);
+    free(w);
+    if (ret != SAT_OK) {
+        store_apply_abort(s);
+        return ret;
+    }
+    if (acc) {
+        acc->applied += r.applied;
+        acc->stale += r.stale;
+        acc->conflicts += r.conflicts;
+    }
+    return SAT_OK;
+}
+
+int store_apply_commit(struct store *s, const struct store_id *purge, size_t npurge,
+                       uint64_t next_cursor, struct store_apply_result *acc)
+{
+    unsigned purged = 0;
+    uint64_t cursor = 0;
+    int ret = SAT_OK;
+    if (!s->applying)
+        return fail(s, SAT_ERR_INVALID, "no pulled batch is being applied");
+    s->errmsg[0] = '\0';
     for (size_t i = 0; ret == SAT_OK && i < npurge; i++) {
         ret = purge_patient(s, &purge[i]);
         if (ret == SAT_OK && sqlite3_changes(s->db) > 0)
-            r.purged++;
+            purged++;
     }
     if (ret == SAT_OK)
         ret = meta_get_u64(s, "pull_cursor", &cursor);
     if (ret == SAT_OK && next_cursor > cursor)
         ret = meta_set_u64(s, "pull_cursor", next_cursor);
+    s->applying = 0;
     ret = finish(s, ret);
-    free(w);
+    if (ret == SAT_OK && acc)
+        acc->purged += purged;
+    return ret;
+}
+
+int store_apply_remote(struct store *s, const struct store_change *changes, size_t n,
+                       const struct store_id *purge, size_t npurge, uint64_t next_cursor,
+                       struct store_apply_result *out)
+{
+    struct store_apply_result r = { 0, 0, 0, 0 };
+    int ret = store_apply_begin(s);
+    if (ret == SAT_OK)
+        ret = store_apply_changes(s, changes, n, &r);
+    if (ret == SAT_OK)
+        ret = store_apply_commit(s, purge, npurge, next_cursor, &r);
     if (ret == SAT_OK && out)
         *out = r;
     return ret;

@@ -238,6 +238,21 @@ int store_apply_remote(struct store *s, const struct store_change *changes, size
                        const struct store_id *purge, size_t npurge, uint64_t next_cursor,
                        struct store_apply_result *out);
 
+/* The same in steps, for a batch applied as it is decoded: begin opens the
+ * transaction; changes merges some of the batch's changes (call it as often
+ * as needed); commit purges, moves the pull cursor and makes all of it
+ * durable at once; abort undoes it all. Each adds its counts to *acc (may
+ * be NULL). A failing changes or commit has undone everything already (abort
+ * is then a no-op, and safe). Between begin and commit or abort no other
+ * call may write (SAT_ERR_INVALID); changes and commit without begin are
+ * SAT_ERR_INVALID too. */
+int store_apply_begin(struct store *s);
+int store_apply_changes(struct store *s, const struct store_change *changes, size_t n,
+                        struct store_apply_result *acc);
+int store_apply_commit(struct store *s, const struct store_id *purge, size_t npurge,
+                       uint64_t next_cursor, struct store_apply_result *acc);
+void store_apply_abort(struct store *s);
+
 int store_conflicts(struct store *s, int (*fn)(void *arg, const struct store_conflict *c),
                     void *arg);
 

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sat_err.h"
@@ -141,15 +142,26 @@ static int on_pull(struct hub_session *s, const satchel_PullRequest *req)
     satchel_Frame f = satchel_Frame_init_zero;
     struct hub_pull_result r;
     struct proto_changes_out out;
+    satchel_FieldChange *changes;
     size_t max = req->max_changes;
     int ret;
-    if (max == 0 || max > PROTO_BATCH_CHANGES_MAX)
+    /* 0 is what a device that never said gets: the original batch size. */
+    if (max == 0)
         max = PROTO_BATCH_CHANGES_MAX;
-    ret = hub_store_pull(s->store, s->device, req->cursor, s->batch, max, &r);
-    if (ret != SAT_OK)
+    if (max > PROTO_PULL_CHANGES_MAX)
+        max = PROTO_PULL_CHANGES_MAX;
+    /* Only while the batch is built and encoded: a session holds no more
+     * than a push batch between frames. */
+    changes = malloc(max * sizeof *changes);
+    if (!changes)
+        return refuse(s, SAT_ERR_NO_MEMORY, satchel_ErrorCode_ERROR_CODE_INTERNAL,
+                      "out of memory for a pull of %zu changes", max);
+    ret = hub_store_pull(s->store, s->device, req->cursor, changes, max, &r);
+    if (ret != SAT_OK) {
+        free(changes);
         return refuse(s, ret, code_for(ret), "%s", hub_store_errmsg(s->store));
-    s->batch_n = r.count;
-    out.items = s->batch;
+    }
+    out.items = changes;
     out.count = r.count;
     f.which_msg = satchel_Frame_pull_batch_tag;
     proto_bind_changes_encode(&f.msg.pull_batch.changes, &out);
@@ -162,7 +174,9 @@ static int on_pull(struct hub_session *s, const satchel_PullRequest *req)
     }
     s->stats.pulled += r.count;
     s->stats.purged += r.purge_count;
-    return frame_writer_put(&s->wr, &f);
+    ret = frame_writer_put(&s->wr, &f);
+    free(changes);
+    return ret;
 }
 
 static int step_once(struct hub_session *s)

@@ -20,7 +20,9 @@
  *     errmsg() then says in one line what failed ("" after a success).
  *  4. Every call that changes data is one transaction: when it returns
  *     SAT_OK the change is durable (it survives a crash or power cut of the
- *     hub); when it returns an error nothing was changed.
+ *     hub); when it returns an error nothing was changed. One exception:
+ *     the cursor a pull records may be lost by a crash until the next
+ *     durable change (see pull).
  *  5. Outputs are written only on success, unless a contract says so.
  *  6. A store is used from one thread at a time (the hub is a state
  *     machine driven by one thread); backends need no locking of their own.
@@ -91,8 +93,9 @@
 #define HUB_ERRMSG_BYTES 200
 /* Changes in one push: a PushBatch holds at most this many. */
 #define HUB_PUSH_CHANGES_MAX PROTO_BATCH_CHANGES_MAX
-/* Changes in one pull: a PullBatch holds at most this many. */
-#define HUB_PULL_CHANGES_MAX PROTO_BATCH_CHANGES_MAX
+/* Changes in one pull: a PullBatch holds at most this many, and at most
+ * PROTO_PULL_CHANGES_BYTES_MAX bytes of them (see pull below). */
+#define HUB_PULL_CHANGES_MAX PROTO_PULL_CHANGES_MAX
 /* Purged record ids in one pull (PullBatch.purge_ids max_count). */
 #define HUB_PULL_PURGE_MAX 64
 /* Conflicts listed per call. */
@@ -229,7 +232,11 @@ struct hub_store {
      * it applied; recorded as confirmed, as by device_checkin): at most
      * max_changes (1..HUB_PULL_CHANGES_MAX, else SAT_ERR_INVALID) changes
      * into changes[], and at most HUB_PULL_PURGE_MAX purged record ids, in
-     * hub sequence order. The feed holds the changes in the device's scope
+     * hub sequence order. The changes' proto_change_batch_bytes() total at
+     * most PROTO_PULL_CHANGES_BYTES_MAX, so the PullBatch fits a frame; the
+     * first change always fits. The recorded cursor need not be durable
+     * when pull returns: losing it only makes the conflict rule judge
+     * against an older cursor, which reports more conflicts, never fewer. The feed holds the changes in the device's scope
      * at the time of the pull, except those the device itself wrote (it
      * holds them), plus the purges and re-feeds of reassignments (see
      * above; a re-feed may repeat the device's own changes, and a device
