@@ -269,14 +269,33 @@ static struct store_id add_patient(struct world *w, int i, uint64_t seed, const 
     return p.id;
 }
 
-static void add_obs(struct world *w, int i, const struct store_id *patient, uint64_t seed)
+static void add_obs_to(struct store *s, const struct store_id *patient, uint64_t seed)
 {
     struct store_obs o;
     uint64_t rng = seed;
     memset(&o, 0, sizeof o);
     o.patient_id = *patient;
     fixture_vitals(&rng, &o.vitals);
-    assert_int_equal(store_obs_add(w->t[i].s, &o), SAT_OK);
+    assert_int_equal(store_obs_add(s, &o), SAT_OK);
+}
+
+static void add_obs(struct world *w, int i, const struct store_id *patient, uint64_t seed)
+{
+    add_obs_to(w->t[i].s, patient, seed);
+}
+
+static int count_obs_cb(void *arg, const struct store_obs *o)
+{
+    (void)o;
+    (*(unsigned *)arg)++;
+    return 0;
+}
+
+static unsigned obs_count(struct world *w, int i, const struct store_id *patient)
+{
+    unsigned n = 0;
+    assert_int_equal(store_obs_list(w->t[i].s, patient, count_obs_cb, &n), SAT_OK);
+    return n;
 }
 
 static int has_patient(struct world *w, int i, const struct store_id *id)
@@ -616,7 +635,13 @@ struct probe {
     uint64_t aborts;
     unsigned calls;     /* apply_changes calls */
     unsigned fail_at;
+    /* If set: the nurse records an observation of this patient as the
+     * first pulled batch begins (mid-session, after the push). */
+    struct store *nurse_store;
+    const struct store_id *nurse_patient;
 };
+
+static void add_obs_to(struct store *s, const struct store_id *patient, uint64_t seed);
 
 static int probe_state(void *arg, uint64_t *cursor, uint64_t *acked)
 {
@@ -640,6 +665,10 @@ static int probe_set_push_acked(void *arg, uint64_t acked)
 static int probe_apply_begin(void *arg)
 {
     struct probe *p = arg;
+    if (p->nurse_patient) {
+        add_obs_to(p->nurse_store, p->nurse_patient, 77);
+        p->nurse_patient = NULL;
+    }
     return p->real.apply_begin(p->real.arg);
 }
 
@@ -771,6 +800,47 @@ static void test_pull_cut_at_any_byte_loses_and_repeats_nothing(void **state)
 /* A store failure halfway through a large batch (after part of it went to
  * the store) undoes the whole batch: content and cursor as before; the
  * next sync applies it. */
+/* The nurse records an observation while the sync that moves her patient
+ * to another team is pulling: the purge comes after her push. Her
+ * observation is not lost and her tablet is not stuck: it is pushed at the
+ * next sync (the tablet gives the hub its cursor from before the purge
+ * until then), and reaches the patient's new team. */
+static void test_write_during_the_sync_that_moves_the_patient(void **state)
+{
+    struct world *w = *state;
+    struct probe pr;
+    struct store_sync_state st;
+    struct store_id p = add_patient(w, 0, 21, "north");
+    add_obs(w, 0, &p, 22);
+    sync_ok(w, 0);
+    assert_int_equal(hub_store_patient_assign(w->hub, p.b, "south", NULL), SAT_OK);
+
+    probe_attach(&pr, &w->t[0]);
+    pr.nurse_store = w->t[0].s;
+    pr.nurse_patient = &p;
+    sync_ok(w, 0);
+    probe_detach(&pr, &w->t[0]);
+    assert_null(pr.nurse_patient); /* she wrote */
+    assert_true(w->dev_sess.stats.purged >= 1);
+    assert_false(has_patient(w, 0, &p));
+    assert_int_equal(store_sync_state(w->t[0].s, &st), SAT_OK);
+    assert_true(st.last_seq > st.push_acked);
+
+    sync_ok(w, 0);
+    assert_true(w->dev_sess.stats.pushed >= 1);
+    assert_int_equal(store_sync_state(w->t[0].s, &st), SAT_OK);
+    assert_int_equal(st.push_acked, st.last_seq);
+    sync_ok(w, 2);
+    assert_true(has_patient(w, 2, &p));
+    assert_int_equal(obs_count(w, 2, &p), 2);
+    /* Nothing is held any more: the next sync moves nothing. */
+    sync_ok(w, 0);
+    assert_int_equal(w->dev_sess.stats.pushed, 0);
+    assert_int_equal(w->dev_sess.stats.pulled, 0);
+    assert_int_equal(w->dev_sess.stats.purged, 0);
+    assert_false(has_patient(w, 0, &p));
+}
+
 static void test_failed_apply_midway_leaves_nothing(void **state)
 {
     struct world *w = *state;
@@ -824,6 +894,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cut_after_every_frame_then_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_cut_at_any_byte_loses_and_repeats_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_during_the_sync_that_moves_the_patient,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_apply_midway_leaves_nothing, setup,
                                         teardown),

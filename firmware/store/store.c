@@ -1872,11 +1872,18 @@ int store_sync_state(struct store *s, struct store_sync_state *out)
     int ret;
     s->errmsg[0] = '\0';
     memset(out, 0, sizeof *out);
+    uint64_t until = 0, held = 0;
     ret = meta_get_u64(s, "pull_cursor", &out->pull_cursor);
     if (ret == SAT_OK)
         ret = meta_get_u64(s, "push_acked", &out->push_acked);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "hold_until_seq", &until);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "hold_cursor", &held);
     if (ret != SAT_OK)
         return ret;
+    if (until > out->push_acked && held < out->pull_cursor)
+        out->pull_cursor = held;
     q = stmt(s, ST_LAST_SEQ);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "read change log");
@@ -1947,6 +1954,43 @@ int store_apply_changes(struct store *s, const struct store_change *changes, siz
     return SAT_OK;
 }
 
+/* Before a patient is purged: if own changes to its records are not yet
+ * pushed, holds the cursor given to the hub at `cursor` (the one before the
+ * purge) until the push acknowledgements reach the last of them (see
+ * store_sync_state). */
+static int hold_for_unpushed(struct store *s, const struct store_id *patient, uint64_t cursor)
+{
+    static const char sql[] =
+        "SELECT max(seq) FROM change_log WHERE seq > ?2 AND (record_id = ?1 OR record_id IN"
+        " (SELECT id FROM visit WHERE patient_id = ?1 UNION SELECT id FROM observation"
+        " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"
+        " UNION SELECT id FROM task WHERE patient_id = ?1))";
+    sqlite3_stmt *q = NULL;
+    uint64_t acked = 0, until = 0, held = 0, last = 0;
+    int ret = meta_get_u64(s, "push_acked", &acked);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "hold_until_seq", &until);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "hold_cursor", &held);
+    if (ret != SAT_OK)
+        return ret;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return sql_fail(s, sqlite3_errcode(s->db), "look for unpushed changes");
+    bind_id(q, 1, patient);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)acked);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        last = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (last == 0)
+        return SAT_OK;
+    if (until <= acked || cursor < held)
+        held = cursor;
+    ret = meta_set_u64(s, "hold_cursor", held);
+    if (ret == SAT_OK && last > until)
+        ret = meta_set_u64(s, "hold_until_seq", last);
+    return ret;
+}
+
 int store_apply_commit(struct store *s, const struct store_id *purge, size_t npurge,
                        uint64_t next_cursor, struct store_apply_result *acc)
 {
@@ -1956,8 +2000,12 @@ int store_apply_commit(struct store *s, const struct store_id *purge, size_t npu
     if (!s->applying)
         return fail(s, SAT_ERR_INVALID, "no pulled batch is being applied");
     s->errmsg[0] = '\0';
+    if (npurge > 0)
+        ret = meta_get_u64(s, "pull_cursor", &cursor);
     for (size_t i = 0; ret == SAT_OK && i < npurge; i++) {
-        ret = purge_patient(s, &purge[i]);
+        ret = hold_for_unpushed(s, &purge[i], cursor);
+        if (ret == SAT_OK)
+            ret = purge_patient(s, &purge[i]);
         if (ret == SAT_OK && sqlite3_changes(s->db) > 0)
             purged++;
     }

@@ -132,7 +132,12 @@ struct store_change {
 
 /* Where this device stands with the hub. */
 struct store_sync_state {
-    uint64_t pull_cursor; /* last hub sequence applied here */
+    /* The cursor to give the hub: the last hub sequence applied here; but
+     * while own changes to a patient a pull purged are not yet pushed (the
+     * nurse wrote during the sync that moved the patient away), the cursor
+     * from before that purge, so that the hub still takes them (hub_store.h,
+     * Scope) and they are not lost. Pulling again from there is harmless. */
+    uint64_t pull_cursor;
     uint64_t push_acked;  /* last own sequence the hub holds */
     uint64_t last_seq;    /* last own sequence written */
 };

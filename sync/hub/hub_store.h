@@ -46,9 +46,10 @@
  * reassignment's sequence), as a tablet that was offline when the patient
  * moved does; the change goes to the patient's team now, and the device's
  * next pull purges the patient. Once it has confirmed that pull, its
- * changes to the patient are out of scope. (Not covered: a change written
- * on the tablet after its push and before it applied the purge, in the same
- * session; its next push is refused.)
+ * changes to the patient are out of scope. (A change the nurse wrote during
+ * the very session that purged the patient, after its push, is covered by
+ * the tablet: until it is pushed, the tablet gives the hub its cursor from
+ * before the purge; see store_sync_state.)
  *
  * Conflict rule. The hub keeps, per (record, field), the winning change by
  * (HLC stamp, origin device id) - the same merge rule as every replica. A
