@@ -1816,13 +1816,16 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
     return ret;
 }
 
+/* The ids of patient ?1's visits, observations, notes and tasks. */
+#define PATIENT_RECORDS_SQL                                                              \
+    "(SELECT id FROM visit WHERE patient_id = ?1 UNION SELECT id FROM observation"      \
+    " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"            \
+    " UNION SELECT id FROM task WHERE patient_id = ?1)"
+
 static int purge_patient(struct store *s, const struct store_id *patient)
 {
     static const char *const sql[] = {
-        "DELETE FROM field_state WHERE record_id = ?1 OR record_id IN"
-        " (SELECT id FROM visit WHERE patient_id = ?1 UNION SELECT id FROM observation"
-        " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"
-        " UNION SELECT id FROM task WHERE patient_id = ?1)",
+        "DELETE FROM field_state WHERE record_id = ?1 OR record_id IN " PATIENT_RECORDS_SQL,
         "DELETE FROM visit WHERE patient_id = ?1",
         "DELETE FROM observation WHERE patient_id = ?1",
         "DELETE FROM note WHERE patient_id = ?1",
@@ -1866,20 +1869,28 @@ static int meta_set_u64(struct store *s, const char *key, uint64_t v)
     return run(s, q, "save settings");
 }
 
+/* The push acknowledgement and the cursor hold: while own changes up to
+ * `until` are unacknowledged, the hub is given `held` (store_sync_state). */
+static int hold_get(struct store *s, uint64_t *acked, uint64_t *until, uint64_t *held)
+{
+    int ret = meta_get_u64(s, "push_acked", acked);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "hold_until_seq", until);
+    if (ret == SAT_OK)
+        ret = meta_get_u64(s, "hold_cursor", held);
+    return ret;
+}
+
 int store_sync_state(struct store *s, struct store_sync_state *out)
 {
     sqlite3_stmt *q = NULL;
     int ret;
     s->errmsg[0] = '\0';
     memset(out, 0, sizeof *out);
-    uint64_t until = 0, held = 0;
+    uint64_t until, held;
     ret = meta_get_u64(s, "pull_cursor", &out->pull_cursor);
     if (ret == SAT_OK)
-        ret = meta_get_u64(s, "push_acked", &out->push_acked);
-    if (ret == SAT_OK)
-        ret = meta_get_u64(s, "hold_until_seq", &until);
-    if (ret == SAT_OK)
-        ret = meta_get_u64(s, "hold_cursor", &held);
+        ret = hold_get(s, &out->push_acked, &until, &held);
     if (ret != SAT_OK)
         return ret;
     if (until > out->push_acked && held < out->pull_cursor)
@@ -1960,18 +1971,11 @@ int store_apply_changes(struct store *s, const struct store_change *changes, siz
  * store_sync_state). */
 static int hold_for_unpushed(struct store *s, const struct store_id *patient, uint64_t cursor)
 {
-    static const char sql[] =
-        "SELECT max(seq) FROM change_log WHERE seq > ?2 AND (record_id = ?1 OR record_id IN"
-        " (SELECT id FROM visit WHERE patient_id = ?1 UNION SELECT id FROM observation"
-        " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"
-        " UNION SELECT id FROM task WHERE patient_id = ?1))";
+    static const char sql[] = "SELECT max(seq) FROM change_log WHERE seq > ?2 AND"
+                              " (record_id = ?1 OR record_id IN " PATIENT_RECORDS_SQL ")";
     sqlite3_stmt *q = NULL;
-    uint64_t acked = 0, until = 0, held = 0, last = 0;
-    int ret = meta_get_u64(s, "push_acked", &acked);
-    if (ret == SAT_OK)
-        ret = meta_get_u64(s, "hold_until_seq", &until);
-    if (ret == SAT_OK)
-        ret = meta_get_u64(s, "hold_cursor", &held);
+    uint64_t acked, until, held, last = 0;
+    int ret = hold_get(s, &acked, &until, &held);
     if (ret != SAT_OK)
         return ret;
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
