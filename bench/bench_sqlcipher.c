@@ -4,7 +4,7 @@
  * SQLCipher exports the same symbols as SQLite, so it cannot share a process
  * with bench_store; bench_store runs this program and reads its figures.
  * The key is raw (x'<64 hex>'), so no key derivation is timed, and
- * cipher_page_size=4096 gives SQLCipher the store's page size.
+ * cipher_page_size=BENCH_PAGE_BYTES gives SQLCipher the store's page size.
  *
  *   bench_sqlcipher --workload 1|2 --dir DIR [--quick]
  *   bench_sqlcipher --version | --help
@@ -29,7 +29,7 @@
 static const char usage_text[] =
     "usage: bench_sqlcipher --workload 1|2 --dir DIR [--quick]\n"
     "       bench_sqlcipher --version | --help\n"
-    "Runs one storage-benchmark workload on SQLCipher (raw key, 4 KiB pages)\n"
+    "Runs one storage-benchmark workload on SQLCipher (raw key, the store's page size)\n"
     "in DIR and prints its figures; bench_store runs it for you.\n";
 
 /* "x'<64 hex>'" PRAGMA text for the test key. */
@@ -41,7 +41,7 @@ static void key_pragma(char *out, size_t cap)
         out[n++] = hex[bench_test_key[i] >> 4];
         out[n++] = hex[bench_test_key[i] & 15];
     }
-    snprintf(out + n, cap - n, "'\"; PRAGMA cipher_page_size = 4096;");
+    snprintf(out + n, cap - n, "'\"; PRAGMA cipher_page_size = %d;", BENCH_PAGE_BYTES);
 }
 
 /* Fetches the one text value a query answers into out ("" if none). */

@@ -36,6 +36,9 @@
 
 extern char **environ;
 
+_Static_assert(BENCH_PAGE_BYTES == VFS_CRYPT_BLOCK_BYTES,
+               "the benchmark runs every engine at the store's page size");
+
 #define PATH_BYTES_MAX 4096
 #define LINE_BYTES_MAX 256
 #define VERSION_BYTES_MAX 64
@@ -60,7 +63,7 @@ static const char usage_text[] =
     "Exit status: 0 done (whatever the figures), 1 a run failed, 2 usage error.\n";
 
 struct crypto_cost {
-    double seal_us;  /* AES-256-GCM seal of one 4 KiB block */
+    double seal_us;  /* AES-256-GCM seal of one VFS block (a page) */
     double open_us;  /* AES-256-GCM open (authenticate + decrypt) */
     double nonce_us; /* a 12-byte nonce from CTR-DRBG, as the VFS draws per seal */
 };
@@ -104,7 +107,7 @@ static int drbg_entropy(void *arg, unsigned char *out, size_t len)
     return hal_entropy_fill(arg, out, len) == SAT_OK ? 0 : -1;
 }
 
-/* Times seal and open of one 4 KiB block as vfs_crypt.c does them (same
+/* Times seal and open of one VFS block (a page) as vfs_crypt.c does them (same
  * cipher, nonce, tag and associated-data sizes), and the nonce draw. */
 static int measure_crypto(const struct hal *h, struct crypto_cost *out)
 {
@@ -428,10 +431,10 @@ static void print_header(const struct bench *b)
     printf("Satchel storage benchmark%s. The same SQL (bench/bench_workload.c: the store's\n"
            "patient and observation tables, synthetic data from splitmix64 seed 0x%016llx)\n"
            "runs back to back on plain SQLite %s (default unix VFS), on the Satchel store's\n"
-           "VFS (AES-256-GCM per 4 KiB block, fresh nonce from CTR-DRBG, over the POSIX HAL)\n"
+           "VFS (AES-256-GCM per %d-byte block, fresh nonce from CTR-DRBG, over the POSIX HAL)\n"
            "and on SQLCipher %s (built on SQLite %s; AES-256-CBC + HMAC per page; raw key,\n"
-           "so no key derivation is timed; cipher_page_size=4096; its own process). All use\n"
-           "the store's settings: locking_mode=EXCLUSIVE, page_size=4096, journal_mode=WAL\n"
+           "so no key derivation is timed; cipher_page_size=%d; its own process). All use\n"
+           "the store's settings: locking_mode=EXCLUSIVE, page_size=%d, journal_mode=WAL\n"
            "(wal_autocheckpoint=1000), synchronous=FULL, temp_store=MEMORY, mmap_size=0,\n"
            "cache_size=-2560. Workload 1, nurse day: %" PRIu32 " observation\n"
            "inserts, %" PRIu32 " per durable transaction; %" PRIu32 " indexed lookups (a random\n"
@@ -447,15 +450,16 @@ static void print_header(const struct bench *b)
            "costs measured first (a checkpoint copies sealed WAL pages into the database, so\n"
            "those are opened but not sealed again). Files under %s.\n\n",
            b->quick ? " (--quick: every size divided by 10)" : "",
-           (unsigned long long)BENCH_SEED, sqlite3_libversion(), b->sqlcipher_version,
-           b->sqlcipher_sqlite_version, p1.observations, p1.rows_per_txn, p1.lookups, BENCH_LOOKUP_ROWS,
+           (unsigned long long)BENCH_SEED, sqlite3_libversion(), VFS_CRYPT_BLOCK_BYTES,
+           b->sqlcipher_version, b->sqlcipher_sqlite_version, BENCH_PAGE_BYTES, BENCH_PAGE_BYTES, p1.observations, p1.rows_per_txn, p1.lookups, BENCH_LOOKUP_ROWS,
            p1.patients, p2.observations, p2.scan_cache_pages, b->base);
 }
 
 static void print_crypto(const struct crypto_cost *c)
 {
-    printf("gcm_seal_4k: %.2f us\n", c->seal_us);
-    printf("gcm_open_4k: %.2f us\n", c->open_us);
+    printf("block_bytes: %d bytes\n", VFS_CRYPT_BLOCK_BYTES);
+    printf("gcm_seal_block: %.2f us\n", c->seal_us);
+    printf("gcm_open_block: %.2f us\n", c->open_us);
     printf("ctr_drbg_nonce_12b: %.2f us\n", c->nonce_us);
     printf("gcm_seal_rate: %.0f MiB/s\n",
            c->seal_us > 0 ? (VFS_CRYPT_BLOCK_BYTES / (1024.0 * 1024.0)) / (c->seal_us / 1e6) : 0);
@@ -617,7 +621,8 @@ int main(int argc, char **argv)
         goto exit;
     }
     hal_open = 1;
-    fprintf(stderr, "bench_store: timing AES-256-GCM on 4 KiB blocks (%d iterations)\n",
+    fprintf(stderr, "bench_store: timing AES-256-GCM on %d-byte blocks (%d iterations)\n",
+            VFS_CRYPT_BLOCK_BYTES,
             CRYPTO_ITERATIONS);
     if (measure_crypto(&b.hal, &b.cost) != 0)
         goto exit;

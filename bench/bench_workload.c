@@ -40,7 +40,7 @@ static const char *const phase_names[2][BENCH_PHASES_MAX] = {
  * cache_size (per phase), journal_mode=WAL and the WAL's autocheckpoint,
  * checking the answers. */
 static const char common_pragmas[] =
-    "PRAGMA page_size=4096; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+    "PRAGMA page_size=" STR(BENCH_PAGE_BYTES) "; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
     " PRAGMA mmap_size=0;";
 #define WAL_AUTOCHECKPOINT_PAGES "1000"
 /* The store's page cache (cache_size=-2560, KiB), for both workloads until
@@ -241,7 +241,7 @@ static int db_open(const struct bench_engine *e, int cache_pages_or_kib, sqlite3
         pragma_expect(*db, "PRAGMA wal_autocheckpoint=" WAL_AUTOCHECKPOINT_PAGES,
                       WAL_AUTOCHECKPOINT_PAGES, res) != 0 ||
         exec(*db, schema_sql, res, "schema") != 0 ||
-        pragma_expect(*db, "PRAGMA page_size", "4096", res) != 0) {
+        pragma_expect(*db, "PRAGMA page_size", STR(BENCH_PAGE_BYTES), res) != 0) {
         sqlite3_close(*db);
         *db = NULL;
         return -1;

@@ -41,6 +41,9 @@
 #define BENCH_SEED 0x5A7C4E1B3E7C4D01ULL
 #define BENCH_DB_NAME "bench.db"
 #define BENCH_KEY_BYTES 32
+/* The store's page size (= VFS_CRYPT_BLOCK_BYTES, checked in bench_store.c),
+ * for every engine. */
+#define BENCH_PAGE_BYTES 1024
 #define BENCH_PHASES_MAX 3
 #define BENCH_ERRMSG_BYTES 256
 

@@ -407,13 +407,16 @@ static void test_power_cut_sweep(void **state)
  * mode (PERSIST) spills too, so journals get several headers and records
  * written in pieces across blocks. */
 #define WAL_DB "wal.db"
+#define PAGE_STR_(x) #x
+#define PAGE_STR(x) PAGE_STR_(x)
 #define WAL_TXNS 30
 #define WAL_KEYS 40
 #define WAL_BIG_TXN_KEYS 14 /* every fifth transaction: more than the cache holds */
 #define WAL_SEEDS 1 /* each of these two sweeps costs ops^2: one seed keeps CI under qemu short */
 
 static const char wal_pragmas[] =
-    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=4096; PRAGMA synchronous=FULL;"
+    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=" PAGE_STR(VFS_CRYPT_BLOCK_BYTES) ";"
+    " PRAGMA synchronous=FULL;"
     "PRAGMA temp_store=MEMORY; PRAGMA cache_size=6; PRAGMA wal_autocheckpoint=12;";
 
 /* The journal mode the VFS tests run in: "wal" or "persist". */

@@ -27,6 +27,8 @@
 #define VT_TOMBSTONE satchel_FieldValue_tombstone_tag
 #define MIN_PREFIX_DIGITS 6
 #define MS_PER_DAY 86400000LL
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
 
 /* Every record column has a default: a record that arrives from another
  * device is created empty and filled field by field as its changes apply. */
@@ -662,7 +664,7 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
      * Full durability (the WAL is synced at every commit); temporary data
      * in memory. */
     rc = sqlite3_exec(s->db,
-                      "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=4096;"
+                      "PRAGMA locking_mode=EXCLUSIVE; PRAGMA page_size=" STORE_STR(VFS_CRYPT_BLOCK_BYTES) ";"
                       "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
                       "PRAGMA cache_size=-2560; PRAGMA mmap_size=0;"
                       "PRAGMA wal_autocheckpoint=1000;",

@@ -9,14 +9,15 @@
  *     store id (16) | file kind (1) | number (8)  [| a tag (16), see below]
  * so an edited, swapped or transplanted block fails authentication.
  *
- *  - Database ('D') and rollback journal ('J'): 4096-byte blocks, block n
- *    at offset n * 4124 as seal(kind, n, block).
- *  - WAL ('W'): blocks follow SQLite's WAL layout (page size 4096), so that
+ *  - Database ('D') and rollback journal ('J'): B-byte blocks (B =
+ *    VFS_CRYPT_BLOCK_BYTES, 1024, SQLite's page size), block n at offset
+ *    n * (B + 28) as seal(kind, n, block).
+ *  - WAL ('W'): blocks follow SQLite's WAL layout (page size B), so that
  *    a frame is written, sealed and read as one unit:
  *      block 0, the 32-byte WAL header, at offset 0 (60 bytes):
  *          seal('W', 0, header)
- *      block k >= 1, frame k-1 (24-byte frame header + 4096-byte page), at
- *      offset 60 + (k-1) * 4176:
+ *      block k >= 1, frame k-1 (24-byte frame header + B-byte page), at
+ *      offset 60 + (k-1) * (B + 80):
  *          seal('W', k, frame header) with the page slot's tag bound in
  *        | seal('D', pgno - 1, page)   (pgno from the frame header)
  *    The page is sealed exactly as the database slot of that page, so a
@@ -86,13 +87,19 @@
 
 #include "hal.h"
 
-#define VFS_CRYPT_BLOCK_BYTES 4096
+/* The block, and so SQLite's page size. 1 KiB rather than 4 KiB: a commit
+ * seals every page it dirtied, whole, and a nurse's commit dirties scattered
+ * index leaves (a random patient each), so smaller pages mean fewer bytes
+ * through AES-GCM per commit: measured (bench_store) 22 KiB instead of
+ * 57 KiB sealed per 10-observation commit, the nurse day 27-43% faster. A
+ * plain literal: the store stringifies it into PRAGMA page_size. */
+#define VFS_CRYPT_BLOCK_BYTES 1024
 #define VFS_CRYPT_NONCE_BYTES 12
 #define VFS_CRYPT_TAG_BYTES 16
 #define VFS_CRYPT_SLOT_BYTES (VFS_CRYPT_NONCE_BYTES + VFS_CRYPT_TAG_BYTES + VFS_CRYPT_BLOCK_BYTES)
 #define VFS_CRYPT_KEY_BYTES 32
 #define VFS_CRYPT_STORE_ID_BYTES 16
-/* WAL layout (SQLite's, page size 4096) and its slots. */
+/* WAL layout (SQLite's, page size VFS_CRYPT_BLOCK_BYTES) and its slots. */
 #define VFS_CRYPT_WAL_HEADER_BYTES 32
 #define VFS_CRYPT_WAL_FRAME_HEADER_BYTES 24
 #define VFS_CRYPT_WAL_FRAME_BYTES (VFS_CRYPT_WAL_FRAME_HEADER_BYTES + VFS_CRYPT_BLOCK_BYTES)
