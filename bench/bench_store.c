@@ -46,17 +46,25 @@ _Static_assert(BENCH_PAGE_BYTES == VFS_CRYPT_BLOCK_BYTES,
 #define CRYPTO_WARMUP_ITERATIONS 100
 #define AAD_BYTES (VFS_CRYPT_STORE_ID_BYTES + 1 + 8) /* as vfs_crypt.c */
 #define TARGET_SATCHEL_VS_PLAIN 1.10
+#define ROUNDS_DEFAULT 5
+#define ROUNDS_MAX 9
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define CHILD_NAME "bench_sqlcipher"
 
 enum engine { ENG_PLAIN, ENG_SATCHEL, ENG_SQLCIPHER, ENG_COUNT };
 static const char *const engine_label[ENG_COUNT] = { "plain", "satchel", "sqlcipher" };
 
 static const char usage_text[] =
-    "usage: bench_store [--quick] [--dir DIR] [--sqlcipher PATH] [--help]\n"
+    "usage: bench_store [--quick] [--rounds N] [--dir DIR] [--sqlcipher PATH] [--help]\n"
     "Runs Satchel's storage benchmark: each workload on plain SQLite, on the\n"
     "Satchel store's encrypting VFS and on SQLCipher, back to back, and prints\n"
     "the figures as `name: value unit` lines.\n"
     "  --quick           every workload a tenth of its size (a smoke run)\n"
+    "  --rounds N        run each workload N times (1-" STR(ROUNDS_MAX) ", default "
+    STR(ROUNDS_DEFAULT) "), the engines\n"
+    "                    taking turns in each round; each engine's figures are\n"
+    "                    from its median round, so a noisy machine moves them less\n"
     "  --dir DIR         work in a fresh directory under DIR (default $TMPDIR or\n"
     "                    /tmp); put it on the storage you want to measure\n"
     "  --sqlcipher PATH  the bench_sqlcipher program (default: next to this one)\n"
@@ -77,6 +85,8 @@ struct satchel_engine {
 
 struct bench {
     int quick;
+    int rounds;
+    int round; /* the round running now, from 1 */
     char base[PATH_BYTES_MAX];      /* our fresh temporary directory */
     char child[PATH_BYTES_MAX];     /* bench_sqlcipher */
     char sqlcipher_version[VERSION_BYTES_MAX];
@@ -91,7 +101,7 @@ struct bench {
 static int engine_dir(const struct bench *b, enum bench_workload w, enum engine eng, char *out,
                       size_t cap)
 {
-    int n = snprintf(out, cap, "%s/w%d-%s", b->base, (int)w, engine_label[eng]);
+    int n = snprintf(out, cap, "%s/w%d-r%d-%s", b->base, (int)w, b->round, engine_label[eng]);
     if (n < 0 || (size_t)n >= cap) {
         fprintf(stderr, "bench_store: the path under %s is too long; pick a shorter --dir\n",
                 b->base);
@@ -448,11 +458,13 @@ static void print_header(const struct bench *b)
            "(what the syncs must write; Linux /proc/self/io); ratios are engine / plain (below\n"
            "1.00x is faster); crypto_est is the Satchel VFS's block counts times the per-block\n"
            "costs measured first (a checkpoint copies sealed WAL pages into the database, so\n"
-           "those are opened but not sealed again). Files under %s.\n\n",
+           "those are opened but not sealed again). Each workload runs %d round(s), the\n"
+           "engines taking turns in each; an engine's figures come from its median round\n"
+           "by total time (_total_min and _total_max give the spread). Files under %s.\n\n",
            b->quick ? " (--quick: every size divided by 10)" : "",
            (unsigned long long)BENCH_SEED, sqlite3_libversion(), VFS_CRYPT_BLOCK_BYTES,
            b->sqlcipher_version, b->sqlcipher_sqlite_version, BENCH_PAGE_BYTES, BENCH_PAGE_BYTES, p1.observations, p1.rows_per_txn, p1.lookups, BENCH_LOOKUP_ROWS,
-           p1.patients, p2.observations, p2.scan_cache_pages, b->base);
+           p1.patients, p2.observations, p2.scan_cache_pages, b->rounds, b->base);
 }
 
 static void print_crypto(const struct crypto_cost *c)
@@ -555,17 +567,54 @@ static int print_workload(const struct bench *b, enum bench_workload w,
 
 /* ---- main --------------------------------------------------------------- */
 
+/* The round whose total time is the median of engine eng's rounds. */
+static int median_round(const struct bench_result (*r)[ENG_COUNT], int rounds, int eng)
+{
+    int order[ROUNDS_MAX];
+    for (int i = 0; i < rounds; i++) {
+        int j = i;
+        for (; j > 0 && bench_total_ms(&r[order[j - 1]][eng]) > bench_total_ms(&r[i][eng]); j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    return order[rounds / 2];
+}
+
+static void print_spread(enum bench_workload w, const struct bench_result (*r)[ENG_COUNT],
+                         int rounds)
+{
+    for (int e = 0; e < ENG_COUNT; e++) {
+        double lo = bench_total_ms(&r[0][e]), hi = lo;
+        for (int i = 1; i < rounds; i++) {
+            double t = bench_total_ms(&r[i][e]);
+            lo = t < lo ? t : lo;
+            hi = t > hi ? t : hi;
+        }
+        printf("%s_%s_total_min: %.2f ms\n", bench_workload_name(w), engine_label[e], lo);
+        printf("%s_%s_total_max: %.2f ms\n", bench_workload_name(w), engine_label[e], hi);
+    }
+}
+
 static int run_workload(struct bench *b, enum bench_workload w)
 {
+    static struct bench_result r[ROUNDS_MAX][ENG_COUNT];
+    static struct satchel_engine s[ROUNDS_MAX];
+    struct bench_result med[ENG_COUNT];
     struct bench_params p;
-    struct bench_result r[ENG_COUNT];
-    struct satchel_engine s;
     bench_params_default(w, b->quick, &p);
-    if (run_plain(b, w, &p, &r[ENG_PLAIN]) != 0 ||
-        run_satchel(b, w, &p, &r[ENG_SATCHEL], &s) != 0 ||
-        run_sqlcipher(b, w, &r[ENG_SQLCIPHER]) != 0)
-        return -1;
-    return print_workload(b, w, &p, r, &s);
+    for (b->round = 1; b->round <= b->rounds; b->round++) {
+        int i = b->round - 1;
+        fprintf(stderr, "bench_store: %s, round %d of %d\n", bench_workload_name(w), b->round,
+                b->rounds);
+        if (run_plain(b, w, &p, &r[i][ENG_PLAIN]) != 0 ||
+            run_satchel(b, w, &p, &r[i][ENG_SATCHEL], &s[i]) != 0 ||
+            run_sqlcipher(b, w, &r[i][ENG_SQLCIPHER]) != 0)
+            return -1;
+    }
+    for (int e = 0; e < ENG_COUNT; e++)
+        med[e] = r[median_round(r, b->rounds, e)][e];
+    print_spread(w, r, b->rounds);
+    return print_workload(b, w, &p, med, &s[median_round(r, b->rounds, ENG_SATCHEL)]);
 }
 
 int main(int argc, char **argv)
@@ -578,6 +627,15 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             b.quick = 1;
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long n = strtol(argv[++i], &end, 10);
+            if (!end || *end != '\0' || n < 1 || n > ROUNDS_MAX) {
+                fprintf(stderr, "bench_store: --rounds takes a number from 1 to %d, not '%s'\n",
+                        ROUNDS_MAX, argv[i]);
+                return 2;
+            }
+            b.rounds = (int)n;
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             parent = argv[++i];
         } else if (strcmp(argv[i], "--sqlcipher") == 0 && i + 1 < argc) {
@@ -591,6 +649,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (b.rounds == 0)
+        b.rounds = ROUNDS_DEFAULT;
     if (!parent)
         parent = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     if (b.child[0] == '\0' && find_child(&b) != 0)

@@ -1422,8 +1422,10 @@ static int cmd_sync(struct app *a, int argc, char **argv)
             fprintf(stderr, "satchel: warning: this device's clock is %lld s %s the hub's\n",
                     (long long)((skew < 0 ? -skew : skew) / 1000), skew < 0 ? "behind" : "ahead of");
     } else if (last->failed_in == DEVICE_CONNECTING || last->failed_in == DEVICE_HANDSHAKE) {
+        /* A refusal during the handshake is an unauthenticated alert: it
+         * never wipes, so it is not exit 7 (revoked and wiped). */
         fprintf(stderr, "satchel: cannot reach the hub at %s: %s\n", hub, sat_strerror(last->err));
-        rc = last->err == SAT_ERR_TLS_REVOKED ? EXIT_REVOKED : EXIT_FAIL;
+        rc = EXIT_FAIL;
     } else if (last->err == SAT_ERR_SYNC_REVOKED) {
         fprintf(stderr, "satchel: %s\n", last->msg);
         rc = EXIT_REVOKED;

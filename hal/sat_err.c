@@ -49,7 +49,9 @@ const char *sat_strerror(int err)
     case SAT_ERR_TLS_BAD_CERT: return "certificate not issued by the fleet CA (or its signature or use is wrong)";
     case SAT_ERR_TLS_EXPIRED: return "certificate expired or not yet valid (check the device clock, or reissue it)";
     case SAT_ERR_TLS_NO_CERT: return "the other side sent no certificate (is the device provisioned?)";
-    case SAT_ERR_TLS_REVOKED: return "the device certificate has been revoked by the fleet manager";
+    case SAT_ERR_TLS_REVOKED:
+        return "the hub refused this device: it is not registered there, or the fleet manager "
+               "revoked it";
     case SAT_ERR_TLS_VERSION: return "the other side does not speak TLS 1.2 with an ECDHE-ECDSA AES-GCM suite";
     case SAT_ERR_TLS_CLOSED: return "secure connection closed by the other side";
     case SAT_ERR_TLS_CONFIG: return "bad certificate or key file (not PEM, wrong kind, or key does not match)";

@@ -164,7 +164,7 @@ static int stored_peer_check(const struct tls_config *cfg, const mbedtls_x509_cr
         return SAT_ERR_TLS_EXPIRED;
     }
     if (cfg->server && cfg->admit != NULL && cfg->admit(cfg->admit_arg, cn) != 0) {
-        *why = "device revoked";
+        *why = "device not admitted (not registered with the hub, or revoked)";
         return SAT_ERR_TLS_REVOKED;
     }
     return SAT_OK;
@@ -479,8 +479,8 @@ static int flags_error(uint32_t flags, const char **why)
         *why = "certificate not issued by the fleet CA (or bad signature)";
         return SAT_ERR_TLS_BAD_CERT;
     }
-    if (flags & MBEDTLS_X509_BADCERT_REVOKED) {
-        *why = "device revoked";
+    if (flags & MBEDTLS_X509_BADCERT_REVOKED) { /* the admit callback said no */
+        *why = "device not admitted (not registered with the hub, or revoked)";
         return SAT_ERR_TLS_REVOKED;
     }
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED) {

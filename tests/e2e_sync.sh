@@ -95,6 +95,16 @@ expect_exit 7 S -d a -p pin sync --hub "$HUB"
 expect_exit 3 S -d a -p pin patient list
 expect_exit 1 S -d a -p pin sync --hub "$HUB"
 
+# A tablet provisioned by the fleet but never registered with this hub is
+# refused (exit 1: an unauthenticated refusal never wipes), keeps its
+# records, and the hub's log says why.
+id_u=$(C device provision --ca ca --data u --team north)
+S -d u -p pin enrol --kdf-iterations 1000 > /dev/null
+expect_exit 1 S -d u -p pin sync --hub "$HUB"
+[ -e u/caseload.db ] || fail "an unregistered tablet lost its database"
+grep -q "refused client '$id_u': device not admitted (not registered" hub.log \
+  || fail "the hub's log does not say why it refused an unregistered tablet"
+
 # A hub refuses what it cannot trust: a tablet from another fleet.
 C ca init --dir otherca
 C device provision --ca otherca --data x --team north > /dev/null
