@@ -32,6 +32,7 @@
 
 #define DRBG_PERSONALIZATION "satchel-tls"
 #define WHY_BYTES 112
+#define TLS_ALERT_RECORD_BYTES 7 /* record header (5) + level + description */
 
 static const int tls_suites[] = { MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
                                   MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, 0 };
@@ -628,10 +629,35 @@ static int conn_die(struct tls_conn *c, int err, const char *why)
     return err;
 }
 
+/* A client whose handshake ended in a reset or an end of stream: a server
+ * that refuses our certificate sends a fatal alert and closes, and the
+ * close may reset the rest of our flight before Mbed TLS reads the alert.
+ * The alert, a plaintext record before ChangeCipherSpec (type 21, version,
+ * length 2, level fatal, description), may still be waiting in the socket:
+ * if it is, returns the error it announces (why set), else 0. */
+static int peek_refusal(struct tls_conn *c, const char **why)
+{
+    uint8_t rec[TLS_ALERT_RECORD_BYTES];
+    size_t have = 0, got = 0;
+    while (have < sizeof rec &&
+           hal_net_recv(c->cfg->hal, c->sock, rec + have, sizeof rec - have, &got) == SAT_OK &&
+           got > 0)
+        have += got;
+    if (have != sizeof rec || rec[0] != MBEDTLS_SSL_MSG_ALERT || rec[1] != 3 || rec[3] != 0 ||
+        rec[4] != 2 || rec[5] != MBEDTLS_SSL_ALERT_LEVEL_FATAL)
+        return 0;
+    return alert_error(rec[6], why);
+}
+
 static int conn_fail(struct tls_conn *c, int mret)
 {
     char why[WHY_BYTES];
     int err = conn_error(c, mret, why, sizeof why);
+    const char *alert_why = NULL;
+    int alert_err;
+    if (!c->cfg->server && !c->done && (err == SAT_ERR_RESET || err == SAT_ERR_CLOSED) &&
+        (alert_err = peek_refusal(c, &alert_why)) != 0)
+        return conn_die(c, alert_err, alert_why);
     return conn_die(c, err, why);
 }
 

@@ -101,6 +101,7 @@ expect_exit 1 S -d a -p pin sync --hub "$HUB"
 id_u=$(C device provision --ca ca --data u --team north)
 S -d u -p pin enrol --kdf-iterations 1000 > /dev/null
 expect_exit 1 S -d u -p pin sync --hub "$HUB"
+grep -q "not registered" err.txt || fail "an unregistered tablet was not told why"
 [ -e u/caseload.db ] || fail "an unregistered tablet lost its database"
 grep -q "refused client '$id_u': device not admitted (not registered" hub.log \
   || fail "the hub's log does not say why it refused an unregistered tablet"
