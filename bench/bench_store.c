@@ -457,8 +457,8 @@ static void print_header(const struct bench *b)
            "WAL after the run; storage_written is the file pages dirtied in the timed phases\n"
            "(what the syncs must write; Linux /proc/self/io); ratios are engine / plain (below\n"
            "1.00x is faster); crypto_est is the Satchel VFS's block counts times the per-block\n"
-           "costs measured first (a checkpoint copies sealed WAL pages into the database, so\n"
-           "those are opened but not sealed again). Each workload runs %d round(s), the\n"
+           "costs measured first (a checkpoint copies sealed WAL pages into the database: it\n"
+           "neither opens nor seals them). Each workload runs %d round(s), the\n"
            "engines taking turns in each; an engine's figures come from its median round\n"
            "by total time (_total_min and _total_max give the spread). Files under %s.\n\n",
            b->quick ? " (--quick: every size divided by 10)" : "",

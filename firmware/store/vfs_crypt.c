@@ -38,6 +38,16 @@ struct vfs_crypt {
     char name[40];
     struct vfs_crypt_stats stats;
     struct cfile *wal; /* the open WAL, if any (one database per store) */
+    /* A checkpoint's copy loop (between SQLITE_FCNTL_CKPT_START and
+     * _DONE on the database) reads each frame's page from the WAL and
+     * writes it, byte for byte, to the database. Such a read hands SQLite
+     * the page's ciphertext without opening it, and keeps the sealed page
+     * here; the write of exactly those bytes to that page then stores the
+     * sealed page as the database slot (ckpt_sealed_page). */
+    int in_ckpt;
+    int ckpt_valid;
+    uint64_t ckpt_block;       /* the database block the frame holds */
+    uint8_t ckpt_slot[SLOT];   /* nonce | tag | ciphertext of that page */
 };
 
 /*
@@ -238,6 +248,24 @@ static const uint8_t *wal_sealed_page(const struct vfs_crypt *v, uint64_t block,
     return w->raw + SEAL_BYTES + WAL_FRAME_HDR;
 }
 
+/* During a checkpoint: if `plain` is the ciphertext ckpt_read handed out,
+ * written to its own page, returns the sealed page (the database slot),
+ * and *refuse is 0. Those bytes written anywhere else would store
+ * ciphertext as a page: *refuse is set. Otherwise NULL. */
+static const uint8_t *ckpt_sealed_page(struct vfs_crypt *v, uint64_t block,
+                                       const uint8_t *plain, int *refuse)
+{
+    *refuse = 0;
+    if (!v->in_ckpt || !v->ckpt_valid || memcmp(plain, v->ckpt_slot + SEAL_BYTES, BLOCK) != 0)
+        return NULL;
+    v->ckpt_valid = 0;
+    if (block != v->ckpt_block) {
+        *refuse = 1;
+        return NULL;
+    }
+    return v->ckpt_slot;
+}
+
 static int cache_flush(struct cfile *f);
 
 /* Seals plaintext block `block` and writes its slot, first filling any gap
@@ -247,6 +275,7 @@ static int block_write(struct cfile *f, uint64_t block, const uint8_t *plain)
 {
     static const uint8_t zero[UNIT_MAX];
     const uint8_t *slot = f->raw;
+    int refuse = 0;
     int rc;
     /* A kept-back block inside the gap is written as itself, not as zeros. */
     if (f->cache_dirty && f->cache_block >= (int64_t)f->disk_blocks &&
@@ -260,10 +289,13 @@ static int block_write(struct cfile *f, uint64_t block, const uint8_t *plain)
         if (rc != SQLITE_OK)
             return rc;
     }
-    if (f->kind == KIND_DB && (slot = wal_sealed_page(f->v, block, plain)) != NULL) {
+    if (f->kind == KIND_DB && ((slot = ckpt_sealed_page(f->v, block, plain, &refuse)) != NULL ||
+                               (slot = wal_sealed_page(f->v, block, plain)) != NULL)) {
         f->v->stats.blocks_copied++;
         if (f->raw_block == (int64_t)block)
             f->raw_block = -1;
+    } else if (refuse) {
+        return SQLITE_IOERR_WRITE;
     } else {
         rc = seal_block(f, block, plain);
         if (rc != SQLITE_OK)
@@ -320,6 +352,34 @@ static int frame_header_read(struct cfile *f, uint64_t block, uint8_t *out)
     if (rc != SQLITE_OK)
         f->v->stats.auth_failures++;
     return rc;
+}
+
+/* A checkpoint reading the page of stored WAL frame `block` (see
+ * struct vfs_crypt): opens only the frame's header, which binds the page's
+ * tag to this frame, and hands out the page's ciphertext. The page itself
+ * is authenticated where it lands, whenever its database slot is read.
+ * SQLITE_IOERR_DATA if the header fails authentication. */
+static int ckpt_read(struct cfile *f, uint64_t block, uint8_t *out)
+{
+    struct vfs_crypt *v = f->v;
+    const uint8_t *page = f->raw + SEAL_BYTES + WAL_FRAME_HDR;
+    uint8_t hdr[WAL_FRAME_HDR];
+    int rc;
+    f->raw_block = -1;
+    v->ckpt_valid = 0;
+    if (hal_storage_read_full(v->hal, f->hf, slot_off(f, block), f->raw, slot_len(f, block)) !=
+        SAT_OK)
+        return SQLITE_IOERR_READ;
+    rc = open_unit(v, KIND_WAL, block, page + VFS_CRYPT_NONCE_BYTES, f->raw, WAL_FRAME_HDR, hdr);
+    if (rc != SQLITE_OK) {
+        v->stats.auth_failures++;
+        return rc;
+    }
+    v->ckpt_block = frame_db_block(hdr);
+    memcpy(v->ckpt_slot, page, SLOT);
+    v->ckpt_valid = 1;
+    memcpy(out, page + SEAL_BYTES, BLOCK);
+    return SQLITE_OK;
 }
 
 /* ---- the one-block cache ------------------------------------------------ */
@@ -503,6 +563,8 @@ static int cf_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off)
     int rc = SQLITE_OK;
     int torn = 0;
 
+    if (f->kind == KIND_DB)
+        f->v->in_ckpt = f->v->ckpt_valid = 0; /* a checkpoint's copy never reads it */
     while (pos < avail_end) {
         uint64_t block = block_of(f, pos);
         size_t in_off = (size_t)(pos - block_start(f, block));
@@ -515,6 +577,9 @@ static int cf_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off)
         } else if (f->kind != KIND_WAL && in_off == 0 && n == block_len(f, block) &&
                    f->cache_block != (int64_t)block) {
             rc = block_read(f, block, out);
+        } else if (f->kind == KIND_WAL && f->v->in_ckpt && block > 0 && block < f->disk_blocks &&
+                   in_off == WAL_FRAME_HDR && n == BLOCK && f->cache_block != (int64_t)block) {
+            rc = ckpt_read(f, block, out);
         } else {
             rc = cache_load(f, block);
             if (rc == SQLITE_OK)
@@ -638,6 +703,7 @@ static int cf_sync(sqlite3_file *file, int flags)
     struct cfile *f = (struct cfile *)file;
     int rc = cache_flush(f);
     (void)flags;
+    f->v->in_ckpt = f->v->ckpt_valid = 0; /* a checkpoint's copy never syncs */
     if (rc != SQLITE_OK)
         return rc;
     return hal_storage_sync(f->v->hal, f->hf) == SAT_OK ? SQLITE_OK : SQLITE_IOERR_FSYNC;
@@ -670,6 +736,18 @@ static int nop_file_control(sqlite3_file *file, int op, void *arg)
     (void)op;
     (void)arg;
     return SQLITE_NOTFOUND;
+}
+
+/* The database learns when a checkpoint's copy loop starts and ends. */
+static int db_file_control(sqlite3_file *file, int op, void *arg)
+{
+    struct cfile *f = (struct cfile *)file;
+    (void)arg;
+    if (f->kind != KIND_DB || (op != SQLITE_FCNTL_CKPT_START && op != SQLITE_FCNTL_CKPT_DONE))
+        return SQLITE_NOTFOUND;
+    f->v->in_ckpt = op == SQLITE_FCNTL_CKPT_START;
+    f->v->ckpt_valid = 0;
+    return SQLITE_OK;
 }
 
 static int cf_sector_size(sqlite3_file *file)
@@ -709,7 +787,7 @@ static const sqlite3_io_methods cfile_methods = {
     .xLock = nop_lock,
     .xUnlock = nop_lock,
     .xCheckReservedLock = nop_check_reserved,
-    .xFileControl = nop_file_control,
+    .xFileControl = db_file_control,
     .xSectorSize = cf_sector_size,
     .xDeviceCharacteristics = cf_characteristics,
 };

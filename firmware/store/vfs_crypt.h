@@ -22,9 +22,12 @@
  *        | seal('D', pgno - 1, page)   (pgno from the frame header)
  *    The page is sealed exactly as the database slot of that page, so a
  *    checkpoint copies it into the database as it stands: a page leaves the
- *    WAL without being sealed again. The frame header (SQLite's checksums
- *    of the plaintext are in it) is sealed on its own, bound to its place
- *    and, through the tag, to its page.
+ *    WAL without being sealed again, nor opened (between
+ *    SQLITE_FCNTL_CKPT_START and _DONE, a read of a frame's page hands
+ *    SQLite the ciphertext, and only the write of those very bytes to that
+ *    page is accepted, as the sealed page). The frame header (SQLite's
+ *    checksums of the plaintext are in it) is sealed on its own, bound to
+ *    its place and, through the tag, to its page.
  *
  * Only plaintext SQLite asks for is ever in memory; nothing plaintext goes
  * through the HAL. Temporary files (temp databases, statement and sort
@@ -70,9 +73,11 @@
  *    recovery reads the header and each frame), reads as zeros and
  *    SQLITE_OK: zeros fail the frame's salt and checksum check, so recovery
  *    ends the log there, as it must at a torn, unsynced tail (a short read
- *    would make recovery fail instead). Read any other way (a page read or
- *    checkpoint of a frame recovery already accepted) it is
- *    SQLITE_IOERR_DATA;
+ *    would make recovery fail instead). Read any other way (a page read of
+ *    a frame recovery already accepted, or a checkpoint reading a frame
+ *    whose header fails) it is SQLITE_IOERR_DATA. A checkpoint checks only
+ *    each frame's header: a damaged page is copied as it is, and reading
+ *    its database slot is SQLITE_IOERR_DATA;
  *  - a trailing partial slot (an extension torn by a power cut) is ignored.
  * Not detected: replaying an older, authentic version of a block in the
  * same place (that needs a counter or hash tree over the file), and so
