@@ -17,6 +17,7 @@
 #define REPORT_INVARIANTS_MAX 8
 #define REPORT_NAME_BYTES 32
 #define REPORT_DETAIL_BYTES 256
+#define REPORT_REPLAY_BYTES 256
 
 struct report_device {
     char name[REPORT_NAME_BYTES];
@@ -55,7 +56,7 @@ struct report {
     unsigned hub_conflicts;
     unsigned ninv;
     struct report_invariant inv[REPORT_INVARIANTS_MAX];
-    char replay[256]; /* the command that replays this run */
+    char replay[REPORT_REPLAY_BYTES]; /* the command that replays this run */
 };
 
 /* 1 if every invariant held. */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/platform_util.h>
 
@@ -44,6 +45,7 @@
 #define SIM_SAMPLE_MS SCENARIO_SLOT_MS
 #define SIM_PUMP_MAX 100000
 #define SIM_PEM_BYTES PKI_PEM_BYTES_MAX
+#define SWEEP_LOG_LINES 10 /* progress lines of a sweep logged to a file */
 
 /* Mbed TLS calls time() for its own purposes (hello random, tickets): in
  * the simulator it reads the virtual clock. */
@@ -1215,6 +1217,20 @@ struct options {
     enum inject inject;
 };
 
+/* The command that replays seed `seed` of this run. */
+static void replay_command(const struct options *o, uint64_t seed, char *out, size_t cap)
+{
+    const char *bug = o->inject == INJECT_LOST_WRITE   ? " --inject-bug lost-write"
+                      : o->inject == INJECT_SKIP_PURGE ? " --inject-bug skip-purge"
+                                                       : "";
+    char devices[32] = "";
+    if (o->devices)
+        snprintf(devices, sizeof devices, " --devices %u", o->devices);
+    snprintf(out, cap, "%s --scenario %s --seed %llu%s%s",
+             o->inject != INJECT_NONE ? "satchel-sim-faulty" : "satchel-sim", o->scenario,
+             (unsigned long long)seed, devices, bug);
+}
+
 /* Runs one seed. Returns 1 if every invariant held. */
 static int run_seed(const struct options *o, const struct scenario_params *p,
                     const struct event *extra, size_t nextra, uint64_t seed, int print)
@@ -1236,12 +1252,7 @@ static int run_seed(const struct options *o, const struct scenario_params *p,
     w->rep.dev = calloc(p->nurses, sizeof *w->rep.dev);
     if (!w->rep.dev)
         fatal("the report", SAT_ERR_NO_MEMORY);
-    snprintf(w->rep.replay, sizeof w->rep.replay, "satchel-sim --scenario %s --seed %llu%s%s",
-             o->scenario, (unsigned long long)seed, o->devices ? " --devices " : "",
-             o->devices ? "N" : "");
-    if (o->devices)
-        snprintf(w->rep.replay, sizeof w->rep.replay, "satchel-sim --scenario %s --seed %llu "
-                 "--devices %u", o->scenario, (unsigned long long)seed, o->devices);
+    replay_command(o, seed, w->rep.replay, sizeof w->rep.replay);
     setup(w);
     run_day(w);
     fill_report(w);
@@ -1405,21 +1416,28 @@ int main(int argc, char **argv)
         uint64_t total = o.seed_to - o.seed_from + 1;
         uint64_t failed = 0;
         uint64_t first_failed = 0;
+        /* On a terminal one line, redrawn; in a log a line every tenth. */
+        int tty = isatty(fileno(stderr));
+        uint64_t every = total >= SWEEP_LOG_LINES ? total / SWEEP_LOG_LINES : 1;
+        char replay[REPORT_REPLAY_BYTES];
         for (uint64_t s = o.seed_from; s <= o.seed_to; s++) {
+            uint64_t done = s - o.seed_from + 1;
             int ok = run_seed(&o, &p, extra, nextra, s, 0);
             if (!ok && failed++ == 0)
                 first_failed = s;
-            fprintf(stderr, "\rsatchel-sim: seed %llu (%llu of %llu), %llu failed",
-                    (unsigned long long)s, (unsigned long long)(s - o.seed_from + 1),
-                    (unsigned long long)total, (unsigned long long)failed);
+            if (tty || done % every == 0 || done == total)
+                fprintf(stderr, "%ssatchel-sim: seed %llu (%llu of %llu), %llu failed%s",
+                        tty ? "\r" : "", (unsigned long long)s, (unsigned long long)done,
+                        (unsigned long long)total, (unsigned long long)failed, tty ? "" : "\n");
         }
-        fputc('\n', stderr);
+        if (tty)
+            fputc('\n', stderr);
         fleet_pki_free();
         printf("satchel-sim: %llu seeds, %llu passed, %llu failed\n", (unsigned long long)total,
                (unsigned long long)(total - failed), (unsigned long long)failed);
         if (failed) {
-            printf("first failure: replay with: satchel-sim --scenario %s --seed %llu%s\n",
-                   o.scenario, (unsigned long long)first_failed, o.devices ? " --devices ..." : "");
+            replay_command(&o, first_failed, replay, sizeof replay);
+            printf("first failure: replay with: %s\n", replay);
             return 1;
         }
         return 0;
