@@ -463,8 +463,8 @@ static void print_header(const struct bench *b)
            "by total time (_total_min and _total_max give the spread). Files under %s.\n\n",
            b->quick ? " (--quick: every size divided by 10)" : "",
            (unsigned long long)BENCH_SEED, sqlite3_libversion(), VFS_CRYPT_BLOCK_BYTES,
-           b->sqlcipher_version, b->sqlcipher_sqlite_version, BENCH_PAGE_BYTES, BENCH_PAGE_BYTES, p1.observations, p1.rows_per_txn, p1.lookups, BENCH_LOOKUP_ROWS,
-           p1.patients, p2.observations, p2.scan_cache_pages, b->rounds, b->base);
+           b->sqlcipher_version, b->sqlcipher_sqlite_version, BENCH_PAGE_BYTES, BENCH_PAGE_BYTES,
+           p1.observations, p1.rows_per_txn, p1.lookups, BENCH_LOOKUP_ROWS, p1.patients, p2.observations, p2.scan_cache_pages, b->rounds, b->base);
 }
 
 static void print_crypto(const struct crypto_cost *c)
@@ -600,6 +600,7 @@ static int run_workload(struct bench *b, enum bench_workload w)
     static struct bench_result r[ROUNDS_MAX][ENG_COUNT];
     static struct satchel_engine s[ROUNDS_MAX];
     struct bench_result med[ENG_COUNT];
+    int med_round[ENG_COUNT];
     struct bench_params p;
     bench_params_default(w, b->quick, &p);
     for (b->round = 1; b->round <= b->rounds; b->round++) {
@@ -611,10 +612,12 @@ static int run_workload(struct bench *b, enum bench_workload w)
             run_sqlcipher(b, w, &r[i][ENG_SQLCIPHER]) != 0)
             return -1;
     }
-    for (int e = 0; e < ENG_COUNT; e++)
-        med[e] = r[median_round(r, b->rounds, e)][e];
+    for (int e = 0; e < ENG_COUNT; e++) {
+        med_round[e] = median_round(r, b->rounds, e);
+        med[e] = r[med_round[e]][e];
+    }
     print_spread(w, r, b->rounds);
-    return print_workload(b, w, &p, med, &s[median_round(r, b->rounds, ENG_SATCHEL)]);
+    return print_workload(b, w, &p, med, &s[med_round[ENG_SATCHEL]]);
 }
 
 int main(int argc, char **argv)
@@ -682,8 +685,7 @@ int main(int argc, char **argv)
     }
     hal_open = 1;
     fprintf(stderr, "bench_store: timing AES-256-GCM on %d-byte blocks (%d iterations)\n",
-            VFS_CRYPT_BLOCK_BYTES,
-            CRYPTO_ITERATIONS);
+            VFS_CRYPT_BLOCK_BYTES, CRYPTO_ITERATIONS);
     if (measure_crypto(&b.hal, &b.cost) != 0)
         goto exit;
 
