@@ -28,19 +28,29 @@ static void fmt_bytes(uint64_t b, char *out, size_t cap)
 
 void report_print_summary(FILE *out, const struct report *r)
 {
-    fprintf(out, "satchel-sim: scenario %s, seed %llu, %u tablets in %u teams\n", r->scenario,
+    fprintf(out, "satchel-sim: scenario %s, seed %llu, %u tablets in %u teams", r->scenario,
             (unsigned long long)r->seed, r->ndev, r->teams);
+    if (r->days_run < r->days)
+        fprintf(out, ", stopped after day %u of %u", r->days_run, r->days);
+    else if (r->days > 1)
+        fprintf(out, ", %u days", r->days);
+    fputc('\n', out);
     fprintf(out, "%-10s %-8s %6s %6s %7s %9s %7s %9s %10s\n", "tablet", "team", "visits",
             "writes", "changes", "syncs", "resumed", "conflicts", "bytes");
     for (unsigned i = 0; i < r->ndev; i++) {
         const struct report_device *d = &r->dev[i];
         char syncs[24];
         char bytes[24];
+        char cuts[32] = "";
         snprintf(syncs, sizeof syncs, "%u/%u", d->syncs_ok, d->syncs_ok + d->syncs_failed);
         fmt_bytes(d->bytes, bytes, sizeof bytes);
+        if (d->power_cuts == 1)
+            snprintf(cuts, sizeof cuts, "  (power cut)");
+        else if (d->power_cuts > 1)
+            snprintf(cuts, sizeof cuts, "  (%u power cuts)", d->power_cuts);
         fprintf(out, "%-10s %-8s %6u %6u %7u %9s %7u %9u %10s%s%s\n", d->name, d->team, d->visits,
-                d->writes, d->changes, syncs, d->resumed, d->conflicts, bytes,
-                d->power_cuts ? "  (power cut)" : "", d->revoked ? "  (lost, revoked, wiped)" : "");
+                d->writes, d->changes, syncs, d->resumed, d->conflicts, bytes, cuts,
+                d->revoked ? "  (lost, revoked, wiped)" : "");
     }
     fprintf(out, "hub: %u changes held, %u conflicts recorded\n", r->hub_changes, r->hub_conflicts);
     fprintf(out, "invariants:\n");
@@ -67,18 +77,26 @@ static void html_escape(FILE *f, const char *s)
 static const char *const palette[] = { "#1b6ca8", "#d1495b", "#00798c", "#edae49",
                                        "#66a182", "#8d5b4c", "#6c4f8c", "#2e4057" };
 
-static void time_label(uint64_t ms, char out[8])
+#define TIME_LABEL_BYTES 24
+
+/* "07:00" on a one-day run, "day 3 07:00" on a longer one. */
+static void time_label(const struct report *r, uint64_t ms, char out[TIME_LABEL_BYTES])
 {
-    snprintf(out, 8, "%02u:%02u", (unsigned)(ms / 3600000u) % 24u,
-             (unsigned)(ms / 60000u) % 60u);
+    if (r->days > 1)
+        snprintf(out, TIME_LABEL_BYTES, "day %u %02u:%02u", (unsigned)(ms / 86400000u) + 1,
+                 (unsigned)(ms / 3600000u) % 24u, (unsigned)(ms / 60000u) % 60u);
+    else
+        snprintf(out, TIME_LABEL_BYTES, "%02u:%02u", (unsigned)(ms / 3600000u) % 24u,
+                 (unsigned)(ms / 60000u) % 60u);
 }
 
 static void x_axis(FILE *f, const struct report *r, int y)
 {
-    for (unsigned s = 0; s < r->nsamples; s += 24) {
-        char t[8];
+    unsigned every = r->days > 1 ? 48 : 24; /* longer labels, further apart */
+    for (unsigned s = 0; s < r->nsamples; s += every) {
+        char t[TIME_LABEL_BYTES];
         double x = LABEL_W + (double)s * (PLOT_W - LABEL_W) / (r->nsamples ? r->nsamples : 1);
-        time_label(r->sample_start_ms + s * r->sample_every_ms, t);
+        time_label(r, r->sample_start_ms + s * r->sample_every_ms, t);
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"ax\">%s</text>\n", x, y, t);
     }
 }
@@ -152,8 +170,14 @@ int report_write_html(const char *path, const struct report *r)
           f);
     fputs("<h1>Satchel simulation: ", f);
     html_escape(f, r->scenario);
-    fprintf(f, ", seed %llu</h1>\n<p>%u tablets in %u teams and one hub, one simulated day.",
-            (unsigned long long)r->seed, r->ndev, r->teams);
+    fprintf(f, ", seed %llu</h1>\n<p>%u tablets in %u teams and one hub, ", (unsigned long long)r->seed,
+            r->ndev, r->teams);
+    if (r->days_run < r->days)
+        fprintf(f, "stopped after day %u of %u simulated days.", r->days_run, r->days);
+    else if (r->days > 1)
+        fprintf(f, "%u simulated days (plots: the whole run).", r->days);
+    else
+        fputs("one simulated day.", f);
     fputs(" Replay: <code>", f);
     html_escape(f, r->replay);
     fputs("</code></p>\n<h2>Invariants</h2>\n<ul>\n", f);
@@ -185,7 +209,7 @@ int report_write_html(const char *path, const struct report *r)
                 d->conflicts, bytes,
                 d->revoked ? "lost, revoked, wiped" : d->power_cuts ? "power cut" : "");
     }
-    fputs("</table>\n<h2>Signal per tablet over the day</h2>\n<p class=\"key\">"
+    fputs("</table>\n<h2>Signal per tablet over time</h2>\n<p class=\"key\">"
           "<span style=\"background:#2f9e44\"></span>good<span style=\"background:#f0b429\">"
           "</span>patchy<span style=\"background:#cccccc\"></span>none</p>\n",
           f);

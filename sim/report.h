@@ -1,5 +1,5 @@
 /*
- * report.h - what a simulated day did, for people: a summary on stdout and
+ * report.h - what simulated days did, for people: a summary on stdout and
  * an HTML page with plots (connectivity per tablet over the day, changes
  * waiting to be pushed, bytes on the wire) that opens in a browser with no
  * network: inline SVG and CSS, no script, no external file.
@@ -48,9 +48,11 @@ struct report {
     uint64_t seed;
     unsigned teams;
     unsigned ndev;
+    unsigned days;     /* the run's length */
+    unsigned days_run; /* days simulated (fewer when a day's check failed) */
     struct report_device *dev;
     unsigned nsamples;
-    uint64_t sample_start_ms; /* time of day of sample 0 */
+    uint64_t sample_start_ms; /* ms since the first day's midnight, of sample 0 */
     uint64_t sample_every_ms;
     unsigned hub_changes;
     unsigned hub_conflicts;

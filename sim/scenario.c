@@ -57,6 +57,7 @@ void scenario_defaults(struct scenario_params *p)
     p->clock_skew_max_ms = 5 * 60 * 1000;
     p->drift_max_ppm = 50;
     p->builtin_faults = 1;
+    p->days = 1;
 }
 
 const char *scenario_event_name(enum event_kind k)
@@ -140,9 +141,12 @@ static int load_events(json_object *arr, const struct scenario_params *p, struct
             ev.kind = EV_THIEF_SYNC;
         else
             return say(why, len, "event %zu: unknown kind \"%s\"", i, kind);
+        ev.day = 1;
         if (get_uint(e, "nurse", 0, p->nurses - 1, &ev.nurse, why, len) != 0 ||
-            get_uint(e, "patient", 0, UINT32_MAX, &ev.patient, why, len) != 0)
+            get_uint(e, "patient", 0, UINT32_MAX, &ev.patient, why, len) != 0 ||
+            get_uint(e, "day", 1, SCENARIO_DAYS_MAX, &ev.day, why, len) != 0)
             return -1;
+        ev.day--;
         if (ev.kind == EV_TRANSFER) {
             int t;
             if (!json_object_object_get_ex(e, "team", &v) ||
@@ -214,6 +218,8 @@ int scenario_load(const char *path, struct scenario_params *p, struct event *ext
         ret = get_uint(root, "clock_skew_max_s", 0, 86400, &skew_s, why, why_len);
     if (ret == 0)
         ret = get_uint(root, "drift_max_ppm", 0, 1000, &drift, why, why_len);
+    if (ret == 0)
+        ret = get_uint(root, "days", 1, SCENARIO_DAYS_MAX, &p->days, why, why_len);
     if (ret == 0 && json_object_object_get_ex(root, "signal", &v)) {
         ret = get_uint(v, "visit_up_pct", 0, 100, &p->patchy_up_pct, why, why_len);
         if (ret == 0)
@@ -300,81 +306,143 @@ static uint32_t team_nurses(const struct scenario_params *p, uint32_t t, uint32_
     return n;
 }
 
-int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t seed,
-                   const struct event *extra, size_t nextra, char *why, size_t why_len)
+static int caseload_add(struct caseload *c, uint32_t patient)
 {
-    uint64_t rng = seed ^ 0x5A7C4E1B3E7C4D01ull;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        uint32_t *p = realloc(c->patient, cap * sizeof *p);
+        if (!p)
+            return -1;
+        c->patient = p;
+        c->cap = cap;
+    }
+    c->patient[c->n++] = patient;
+    return 0;
+}
+
+/* A new patient of nurse n's team; unshared ones join her caseload.
+ * Returns the patient's index, or UINT32_MAX when out of memory. */
+static uint32_t admit(struct scenario *s, uint32_t n, uint32_t team, int shared)
+{
+    struct patient_plan *pp;
+    if (s->npatients == s->patients_cap) {
+        size_t cap = s->patients_cap ? 2 * s->patients_cap : 64;
+        struct patient_plan *np = realloc(s->patients, cap * sizeof *np);
+        if (!np)
+            return UINT32_MAX;
+        s->patients = np;
+        s->patients_cap = cap;
+    }
+    pp = &s->patients[s->npatients];
+    memset(pp, 0, sizeof *pp);
+    pp->team = team;
+    pp->home_nurse = n;
+    pp->shared = shared;
+    if (!shared && caseload_add(&s->caseload[n], (uint32_t)s->npatients) != 0)
+        return UINT32_MAX;
+    return (uint32_t)s->npatients++;
+}
+
+void scenario_transfer(struct scenario *s, uint32_t patient, uint32_t team)
+{
+    struct patient_plan *pp;
+    uint32_t to = UINT32_MAX;
+    if (patient >= s->npatients || team >= s->p.teams)
+        return;
+    pp = &s->patients[patient];
+    if (!pp->shared) {
+        struct caseload *c = &s->caseload[pp->home_nurse];
+        for (size_t i = 0; i < c->n; i++)
+            if (c->patient[i] == patient) {
+                c->patient[i] = c->patient[--c->n];
+                break;
+            }
+    }
+    pp->team = team;
+    for (uint32_t i = team; i < s->p.nurses; i += s->p.teams)
+        if (to == UINT32_MAX || s->caseload[i].n < s->caseload[to].n)
+            to = i;
+    if (to == UINT32_MAX)
+        return;
+    pp->home_nurse = to;
+    if (!pp->shared && caseload_add(&s->caseload[to], patient) != 0)
+        pp->home_nurse = UINT32_MAX; /* out of memory: nobody visits them */
+}
+
+/* Whom nurse n visits next: on the first day (or one visit in
+ * SCENARIO_ADMIT_ONE_IN, or when her caseload has no one left to see
+ * today) a new patient, else one of her own not yet seen today. */
+static uint32_t next_patient(struct scenario *s, uint32_t n, uint32_t team, const uint32_t *seen,
+                             uint32_t nseen)
+{
+    struct caseload *c = &s->caseload[n];
+    if (s->day > 0 && c->n > 0 && rand_range(&s->rng, 1, SCENARIO_ADMIT_ONE_IN) > 1) {
+        for (int tries = 0; tries < 8; tries++) {
+            uint32_t pick = c->patient[rand_range(&s->rng, 0, c->n - 1)];
+            int again = 0;
+            for (uint32_t i = 0; i < nseen && !again; i++)
+                again = seen[i] == pick;
+            if (!again)
+                return pick;
+        }
+    }
+    return admit(s, n, team, 0);
+}
+
+/* Draws day s->day (actions, events, links) over the day before's. */
+static int build_day(struct scenario *s, char *why, size_t why_len)
+{
+    const struct scenario_params *p = &s->p;
     uint64_t visit_from = p->day_start_ms + (uint64_t)p->base_minutes * MS_PER_MIN;
     uint64_t visit_to = p->day_end_ms - (uint64_t)p->base_minutes * MS_PER_MIN;
-    uint32_t *members = NULL;
-    memset(s, 0, sizeof *s);
-    s->p = *p;
-    s->seed = seed;
-    if (p->nurses == 0 || p->teams == 0 || p->nurses > SCENARIO_NURSES_MAX)
-        return say(why, why_len, "a scenario needs 1 to %d nurses and at least one team",
-                   SCENARIO_NURSES_MAX);
-    s->patients = calloc((size_t)p->nurses * (p->visits_max + p->shared_patients) + 1,
-                         sizeof *s->patients);
-    s->actions = calloc(SCENARIO_ACTIONS_MAX, sizeof *s->actions);
-    s->links = calloc((size_t)p->nurses * SCENARIO_SLOTS_PER_DAY, 1);
-    s->skew_ms = calloc(p->nurses, sizeof *s->skew_ms);
-    s->drift_ppm = calloc(p->nurses, sizeof *s->drift_ppm);
-    members = calloc(p->nurses, sizeof *members);
-    if (!s->patients || !s->actions || !s->links || !s->skew_ms || !s->drift_ppm || !members) {
-        free(members);
-        scenario_free(s);
+    uint32_t *members = calloc(p->nurses, sizeof *members);
+    uint32_t seen[64];
+    if (!members)
         return say(why, why_len, "out of memory for %u nurses", p->nurses);
-    }
+    s->nactions = 0;
+    s->nevents = 0;
+    memset(s->links, 0, (size_t)p->nurses * SCENARIO_SLOTS_PER_DAY);
 
     for (uint32_t n = 0; n < p->nurses; n++) {
-        s->skew_ms[n] = p->clock_skew_max_ms
-                            ? (int64_t)rand_range(&rng, 0, 2u * (uint64_t)p->clock_skew_max_ms) -
-                                  p->clock_skew_max_ms
-                            : 0;
-        s->drift_ppm[n] = p->drift_max_ppm
-                              ? (int32_t)rand_range(&rng, 0, 2u * (uint32_t)p->drift_max_ppm) -
-                                    p->drift_max_ppm
-                              : 0;
         /* Good signal at the base, morning and evening. */
         set_link(s, n, p->day_start_ms, visit_from, LINK_GOOD);
         set_link(s, n, visit_to, p->day_end_ms + MS_PER_HOUR, LINK_GOOD);
     }
 
-    /* Each team's shared patients are created by its first nurse; the
-     * second nurse of the team visits them too. */
-    for (uint32_t t = 0; t < p->teams; t++) {
+    /* Each team's shared patients are created by its first nurse on the
+     * first day; the second nurse of the team visits them too. */
+    for (uint32_t t = 0; s->day == 0 && t < p->teams; t++) {
         uint32_t k = team_nurses(p, t, members);
         for (uint32_t j = 0; k > 0 && j < p->shared_patients; j++) {
-            struct patient_plan *pp = &s->patients[s->npatients];
-            pp->team = t;
-            pp->home_nurse = members[0];
-            pp->shared = k > 1;
-            if (add_action(s, p->day_start_ms + MS_PER_MIN * (1 + j), members[0], ACT_VISIT_START,
-                           (uint32_t)s->npatients, &rng) != 0)
-                goto too_many;
+            uint32_t pi = admit(s, members[0], t, k > 1);
             /* ACT_VISIT_START on a patient not yet on the tablet creates it. */
-            s->npatients++;
+            if (pi == UINT32_MAX ||
+                add_action(s, p->day_start_ms + MS_PER_MIN * (1 + j), members[0], ACT_VISIT_START,
+                           pi, &s->rng) != 0)
+                goto too_many;
         }
     }
 
     for (uint32_t n = 0; n < p->nurses; n++) {
         uint32_t team = n % p->teams;
-        uint32_t visits = (uint32_t)rand_range(&rng, p->visits_min, p->visits_max);
+        uint32_t visits = (uint32_t)rand_range(&s->rng, p->visits_min, p->visits_max);
         uint64_t t = visit_from;
         uint32_t k = team_nurses(p, team, members);
+        uint32_t nseen = 0;
         for (uint32_t v = 0; v < visits; v++) {
-            uint64_t travel = rand_range(&rng, 10, 40) * MS_PER_MIN;
-            uint64_t stay = rand_range(&rng, 20, 60) * MS_PER_MIN;
+            uint64_t travel = rand_range(&s->rng, 10, 40) * MS_PER_MIN;
+            uint64_t stay = rand_range(&s->rng, 20, 60) * MS_PER_MIN;
             uint32_t patient;
             if (t + travel + stay > visit_to)
                 break;
             /* Travel: rural stretches lose the signal. */
             set_link(s, n, t, t + travel,
-                     rand_range(&rng, 1, 100) <= p->rural_pct ? LINK_NONE : LINK_PATCHY);
+                     rand_range(&s->rng, 1, 100) <= p->rural_pct ? LINK_NONE : LINK_PATCHY);
             t += travel;
             for (uint64_t slot = t; slot < t + stay; slot += SCENARIO_SLOT_MS)
                 set_link(s, n, slot, slot + SCENARIO_SLOT_MS,
-                         rand_range(&rng, 1, 100) <= p->patchy_up_pct ? LINK_PATCHY : LINK_NONE);
+                         rand_range(&s->rng, 1, 100) <= p->patchy_up_pct ? LINK_PATCHY
+                                                                          : LINK_NONE);
             /* The second nurse of a team visits one of the shared patients
              * on her first visit; otherwise a patient of her own. */
             patient = UINT32_MAX;
@@ -382,20 +450,20 @@ int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t
                 for (size_t i = 0; i < s->npatients && patient == UINT32_MAX; i++)
                     if (s->patients[i].shared && s->patients[i].team == team)
                         patient = (uint32_t)i;
-            if (patient == UINT32_MAX) {
-                struct patient_plan *pp = &s->patients[s->npatients];
-                pp->team = team;
-                pp->home_nurse = n;
-                patient = (uint32_t)s->npatients++;
-            }
-            if (add_action(s, t, n, ACT_VISIT_START, patient, &rng) != 0 ||
-                add_action(s, t + 5 * MS_PER_MIN, n, ACT_OBS, patient, &rng) != 0 ||
-                add_action(s, t + 10 * MS_PER_MIN, n, ACT_NOTE, patient, &rng) != 0 ||
-                (rand_range(&rng, 0, 1) &&
-                 add_action(s, t + 12 * MS_PER_MIN, n, ACT_TASK, patient, &rng) != 0) ||
-                ((s->patients[patient].shared || rand_range(&rng, 1, 10) == 1) &&
-                 add_action(s, t + 15 * MS_PER_MIN, n, ACT_EDIT_ADDRESS, patient, &rng) != 0) ||
-                add_action(s, t + stay, n, ACT_VISIT_END, patient, &rng) != 0)
+            if (patient == UINT32_MAX)
+                patient = next_patient(s, n, team, seen, nseen);
+            if (patient == UINT32_MAX)
+                goto too_many;
+            if (nseen < sizeof seen / sizeof seen[0])
+                seen[nseen++] = patient;
+            if (add_action(s, t, n, ACT_VISIT_START, patient, &s->rng) != 0 ||
+                add_action(s, t + 5 * MS_PER_MIN, n, ACT_OBS, patient, &s->rng) != 0 ||
+                add_action(s, t + 10 * MS_PER_MIN, n, ACT_NOTE, patient, &s->rng) != 0 ||
+                (rand_range(&s->rng, 0, 1) &&
+                 add_action(s, t + 12 * MS_PER_MIN, n, ACT_TASK, patient, &s->rng) != 0) ||
+                ((s->patients[patient].shared || rand_range(&s->rng, 1, 10) == 1) &&
+                 add_action(s, t + 15 * MS_PER_MIN, n, ACT_EDIT_ADDRESS, patient, &s->rng) != 0) ||
+                add_action(s, t + stay, n, ACT_VISIT_END, patient, &s->rng) != 0)
                 goto too_many;
             t += stay;
         }
@@ -403,45 +471,62 @@ int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t
          * signal). */
         for (uint64_t at = p->day_start_ms + 5u * MS_PER_MIN; at < p->day_end_ms;
              at += (uint64_t)p->sync_every_min * MS_PER_MIN)
-            if (add_action(s, at, n, ACT_SYNC, 0, &rng) != 0)
+            if (add_action(s, at, n, ACT_SYNC, 0, &s->rng) != 0)
                 goto too_many;
     }
     /* The home nurse of each shared patient edits its address mid-morning,
      * offline from her colleague: a concurrent edit of one field. */
     for (size_t i = 0; i < s->npatients; i++)
-        if (s->patients[i].shared &&
+        if (s->patients[i].shared && s->patients[i].home_nurse < p->nurses &&
             add_action(s, visit_from + 30u * MS_PER_MIN, s->patients[i].home_nurse,
-                       ACT_EDIT_ADDRESS, (uint32_t)i, &rng) != 0)
+                       ACT_EDIT_ADDRESS, (uint32_t)i, &s->rng) != 0)
             goto too_many;
 
     if (p->builtin_faults && p->nurses >= 3) {
-        uint32_t victim = (uint32_t)rand_range(&rng, 0, p->nurses - 2);
+        uint32_t victim = (uint32_t)rand_range(&s->rng, 0, p->nurses - 2);
         uint32_t lost = p->nurses - 1;
+        uint32_t from = s->day % p->teams;
         struct event evs[5];
+        size_t nev = 2;
         memset(evs, 0, sizeof evs);
-        evs[0] = (struct event){ 11u * MS_PER_HOUR + 7u * MS_PER_MIN, EV_POWER_CUT, victim, 0, 0 };
-        evs[1].at_ms = 13u * MS_PER_HOUR;
-        evs[1].kind = EV_TRANSFER;
-        evs[1].team = p->teams > 1 ? 1 : 0;
-        for (size_t i = 0; i < s->npatients; i++)
-            if (s->patients[i].team == 0 && !s->patients[i].shared) {
-                evs[1].patient = (uint32_t)i;
-                break;
+        evs[0] = (struct event){ 11u * MS_PER_HOUR + 7u * MS_PER_MIN, EV_POWER_CUT, victim, 0, 0,
+                                 s->day };
+        /* A patient of one team moves to the next (the first unshared
+         * one on the first day, any unshared one later). */
+        evs[1] = (struct event){ 13u * MS_PER_HOUR, EV_TRANSFER, 0, UINT32_MAX,
+                                 p->teams > 1 ? (from + 1) % p->teams : 0, s->day };
+        if (s->day == 0) {
+            for (size_t i = 0; i < s->npatients && evs[1].patient == UINT32_MAX; i++)
+                if (s->patients[i].team == from && !s->patients[i].shared)
+                    evs[1].patient = (uint32_t)i;
+        } else if (s->npatients > 0) {
+            for (int tries = 0; tries < 16 && evs[1].patient == UINT32_MAX; tries++) {
+                uint32_t pick = (uint32_t)rand_range(&s->rng, 0, s->npatients - 1);
+                if (s->patients[pick].team == from && !s->patients[pick].shared)
+                    evs[1].patient = pick;
             }
-        evs[2] = (struct event){ 14u * MS_PER_HOUR, EV_LOSE_TABLET, lost, 0, 0 };
-        evs[3] = (struct event){ 14u * MS_PER_HOUR + 30u * MS_PER_MIN, EV_REVOKE, lost, 0, 0 };
-        evs[4] = (struct event){ 16u * MS_PER_HOUR, EV_THIEF_SYNC, lost, 0, 0 };
-        for (int i = 0; i < 5 && s->nevents < SCENARIO_EVENTS_MAX; i++)
+        }
+        if (evs[1].patient == UINT32_MAX)
+            nev = 1; /* nobody to move today */
+        /* The tablet is lost on the run's last day. */
+        if (s->day + 1 == p->days) {
+            evs[nev++] = (struct event){ 14u * MS_PER_HOUR, EV_LOSE_TABLET, lost, 0, 0, s->day };
+            evs[nev++] = (struct event){ 14u * MS_PER_HOUR + 30u * MS_PER_MIN, EV_REVOKE, lost, 0,
+                                         0, s->day };
+            evs[nev++] = (struct event){ 16u * MS_PER_HOUR, EV_THIEF_SYNC, lost, 0, 0, s->day };
+        }
+        for (size_t i = 0; i < nev && s->nevents < SCENARIO_EVENTS_MAX; i++)
             s->events[s->nevents++] = evs[i];
     }
-    for (size_t i = 0; i < nextra && s->nevents < SCENARIO_EVENTS_MAX; i++) {
-        if (extra[i].kind == EV_TRANSFER && extra[i].patient >= s->npatients) {
+    for (size_t i = 0; i < s->nextra && s->nevents < SCENARIO_EVENTS_MAX; i++) {
+        if (s->extra[i].day != s->day)
+            continue;
+        if (s->extra[i].kind == EV_TRANSFER && s->extra[i].patient >= s->npatients) {
             free(members);
-            scenario_free(s);
-            return say(why, why_len, "transfer event names patient %u; the day has %zu",
-                       extra[i].patient, s->npatients);
+            return say(why, why_len, "transfer event on day %u names patient %u; there are %zu",
+                       s->day + 1, s->extra[i].patient, s->npatients);
         }
-        s->events[s->nevents++] = extra[i];
+        s->events[s->nevents++] = s->extra[i];
     }
     qsort(s->actions, s->nactions, sizeof *s->actions, cmp_action);
     qsort(s->events, s->nevents, sizeof *s->events, cmp_event);
@@ -449,12 +534,72 @@ int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t
     return 0;
 too_many:
     free(members);
-    scenario_free(s);
-    return say(why, why_len, "the scenario has more than %d actions", SCENARIO_ACTIONS_MAX);
+    return say(why, why_len, "day %u has more than %d actions, or memory ran out", s->day + 1,
+               SCENARIO_ACTIONS_MAX);
+}
+
+int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t seed,
+                   const struct event *extra, size_t nextra, char *why, size_t why_len)
+{
+    memset(s, 0, sizeof *s);
+    s->p = *p;
+    s->seed = seed;
+    s->rng = seed ^ 0x5A7C4E1B3E7C4D01ull;
+    if (p->nurses == 0 || p->teams == 0 || p->nurses > SCENARIO_NURSES_MAX)
+        return say(why, why_len, "a scenario needs 1 to %d nurses and at least one team",
+                   SCENARIO_NURSES_MAX);
+    if (p->days < 1 || p->days > SCENARIO_DAYS_MAX)
+        return say(why, why_len, "a run lasts 1 to %d days, not %u", SCENARIO_DAYS_MAX, p->days);
+    for (size_t i = 0; i < nextra; i++)
+        if (extra[i].day >= p->days)
+            return say(why, why_len, "an event is on day %u; the run has %u day%s",
+                       extra[i].day + 1, p->days, p->days == 1 ? "" : "s");
+    s->actions = calloc(SCENARIO_ACTIONS_MAX, sizeof *s->actions);
+    s->links = calloc((size_t)p->nurses * SCENARIO_SLOTS_PER_DAY, 1);
+    s->skew_ms = calloc(p->nurses, sizeof *s->skew_ms);
+    s->drift_ppm = calloc(p->nurses, sizeof *s->drift_ppm);
+    s->caseload = calloc(p->nurses, sizeof *s->caseload);
+    s->extra = calloc(nextra + 1, sizeof *s->extra);
+    if (!s->actions || !s->links || !s->skew_ms || !s->drift_ppm || !s->caseload || !s->extra) {
+        scenario_free(s);
+        return say(why, why_len, "out of memory for %u nurses", p->nurses);
+    }
+    if (nextra)
+        memcpy(s->extra, extra, nextra * sizeof *extra);
+    s->nextra = nextra;
+    for (uint32_t n = 0; n < p->nurses; n++) {
+        s->skew_ms[n] = p->clock_skew_max_ms
+                            ? (int64_t)rand_range(&s->rng, 0, 2u * (uint64_t)p->clock_skew_max_ms) -
+                                  p->clock_skew_max_ms
+                            : 0;
+        s->drift_ppm[n] = p->drift_max_ppm
+                              ? (int32_t)rand_range(&s->rng, 0, 2u * (uint32_t)p->drift_max_ppm) -
+                                    p->drift_max_ppm
+                              : 0;
+    }
+    if (build_day(s, why, why_len) != 0) {
+        scenario_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+int scenario_next_day(struct scenario *s, char *why, size_t why_len)
+{
+    if (s->day + 1 >= s->p.days)
+        return say(why, why_len, "the run has only %u days", s->p.days);
+    s->day++;
+    return build_day(s, why, why_len);
 }
 
 void scenario_free(struct scenario *s)
 {
+    for (uint32_t n = 0; s->caseload && n < s->p.nurses; n++)
+        free(s->caseload[n].patient);
+    free(s->caseload);
+    free(s->extra);
+    s->caseload = NULL;
+    s->extra = NULL;
     free(s->patients);
     free(s->actions);
     free(s->links);

@@ -42,7 +42,8 @@
 #define SIM_DAY_EPOCH_MS 1793491200000LL /* 2026-11-01T00:00:00Z */
 #define SIM_FINAL_WINDOW_MS (120u * 60000u) /* back at the base: final syncs */
 #define SIM_FINAL_EVERY_MS (10u * 60000u)
-#define SIM_SAMPLE_MS SCENARIO_SLOT_MS
+#define SIM_SAMPLE_MS SCENARIO_SLOT_MS /* one day; a run of d days samples d times less often */
+#define SIM_DAY_MS 86400000ull
 #define SIM_PUMP_MAX 100000
 #define SIM_PEM_BYTES PKI_PEM_BYTES_MAX
 #define SWEEP_LOG_LINES 10 /* progress lines of a sweep logged to a file */
@@ -80,6 +81,7 @@ struct tablet {
     struct sync_replica real;     /* the glue's own */
     struct device drv;
     int drv_ready;
+    struct device_stats before; /* of the drivers before the last restart */
     uint8_t id[STORE_ID_BYTES];
     char *cert_pem;
     const char *key_pem; /* the fleet PKI's (struct sim_pki) */
@@ -116,8 +118,12 @@ struct world {
     struct tablet *tab;
     struct store_id *patient_id; /* per scenario patient, once created */
     uint8_t *patient_made;
-    uint64_t now;   /* virtual ms since midnight */
-    uint64_t start; /* when the run began */
+    size_t patients_cap; /* of the per-patient arrays, here and per tablet */
+    uint64_t now;    /* virtual ms since the first day's midnight */
+    uint64_t start;  /* when the run began */
+    uint64_t day_ms; /* when the current day began (its midnight) */
+    uint64_t next_sample; /* when the report's next sample is due */
+    unsigned nsample;
     struct report rep;
     int verbose;
 };
@@ -278,7 +284,7 @@ static int tablet_start_driver(struct world *w, struct tablet *t)
  * their names are the tablet ids the seed draws. */
 #define SIM_PKI_SEED 0x666c656574504b49ull
 #define SIM_PKI_NOT_BEFORE_S (SIM_DAY_EPOCH_MS / 1000 - 86400)
-#define SIM_PKI_NOT_AFTER_S (SIM_DAY_EPOCH_MS / 1000 + 5LL * 365 * 86400)
+#define SIM_PKI_NOT_AFTER_S (SIM_DAY_EPOCH_MS / 1000 + (SCENARIO_DAYS_MAX + 366LL) * 86400)
 
 struct sim_pki {
     struct sim_hal *sim; /* the PKI's generator */
@@ -360,6 +366,36 @@ static void fleet_pki_free(void)
     memset(k, 0, sizeof *k);
 }
 
+/* Grows an array of n0 elements of size sz to n1, zeroing the new ones. */
+static void *grow(void *p, size_t n0, size_t n1, size_t sz)
+{
+    uint8_t *q = realloc(p, n1 * sz);
+    if (!q)
+        fatal("patients", SAT_ERR_NO_MEMORY);
+    memset(q + n0 * sz, 0, (n1 - n0) * sz);
+    return q;
+}
+
+/* Makes the per-patient arrays hold every patient the scenario has drawn
+ * (the caseload grows day by day). */
+static void grow_patients(struct world *w)
+{
+    size_t cap = w->patients_cap;
+    if (w->sc.npatients + 1 <= cap)
+        return;
+    while (cap < w->sc.npatients + 1)
+        cap = cap ? 2 * cap : 64;
+    w->patient_id = grow(w->patient_id, w->patients_cap, cap, sizeof *w->patient_id);
+    w->patient_made = grow(w->patient_made, w->patients_cap, cap, 1);
+    for (unsigned i = 0; i < w->ntab; i++) {
+        struct tablet *t = &w->tab[i];
+        t->known = grow(t->known, w->patients_cap, cap, sizeof *t->known);
+        t->open_visit = grow(t->open_visit, w->patients_cap, cap, 1);
+        t->visit_id = grow(t->visit_id, w->patients_cap, cap, sizeof *t->visit_id);
+    }
+    w->patients_cap = cap;
+}
+
 static void setup(struct world *w)
 {
     struct hub_server_config hc;
@@ -404,9 +440,7 @@ static void setup(struct world *w)
 
     w->ntab = p->nurses;
     w->tab = calloc(w->ntab, sizeof *w->tab);
-    w->patient_id = calloc(w->sc.npatients + 1, sizeof *w->patient_id);
-    w->patient_made = calloc(w->sc.npatients + 1, 1);
-    if (!w->tab || !w->patient_id || !w->patient_made)
+    if (!w->tab)
         fatal("tablets", SAT_ERR_NO_MEMORY);
     for (unsigned i = 0; i < w->ntab; i++) {
         struct tablet *t = &w->tab[i];
@@ -433,10 +467,7 @@ static void setup(struct world *w)
         hex_id(t->id, hex);
         t->cert_pem = calloc(1, SIM_PEM_BYTES);
         t->key_pem = pki->dev_key[i];
-        t->known = calloc(w->sc.npatients + 1, sizeof *t->known);
-        t->open_visit = calloc(w->sc.npatients + 1, 1);
-        t->visit_id = calloc(w->sc.npatients + 1, sizeof *t->visit_id);
-        if (!t->cert_pem || !t->known || !t->open_visit || !t->visit_id)
+        if (!t->cert_pem)
             fatal("tablet", SAT_ERR_NO_MEMORY);
         if (pki_issuer_issue(w->hub_hal, pki->ca, t->key_pem, hex, PKI_USAGE_CLIENT, 100 + i,
                              SIM_PKI_NOT_BEFORE_S, SIM_PKI_NOT_AFTER_S, t->cert_pem,
@@ -456,6 +487,7 @@ static void setup(struct world *w)
         snprintf(w->rep.dev[i].name, REPORT_NAME_BYTES, "%s", t->name);
         snprintf(w->rep.dev[i].team, REPORT_NAME_BYTES, "%s", p->team_names[t->team]);
     }
+    grow_patients(w);
 }
 
 static void teardown(struct world *w)
@@ -644,6 +676,13 @@ static void do_action(struct world *w, const struct action *a)
 static void restart_tablet(struct world *w, struct tablet *t)
 {
     uint64_t retry = 0;
+    if (t->drv_ready) {
+        const struct device_stats *ds = device_stats(&t->drv);
+        t->before.sessions_ok += ds->sessions_ok;
+        t->before.sessions_failed += ds->sessions_failed;
+        t->before.handshakes_resumed += ds->handshakes_resumed;
+        t->before.conflicts += ds->conflicts;
+    }
     device_free(&t->drv);
     t->drv_ready = 0;
     store_close(t->store);
@@ -656,7 +695,7 @@ static void restart_tablet(struct world *w, struct tablet *t)
     t->charged_at_ms = w->now;
     if (keys_unlock(&t->keys, SIM_PIN, &retry) != SAT_OK || tablet_open_store(w, t) != SAT_OK)
         return;
-    memset(t->open_visit, 0, w->sc.npatients + 1);
+    memset(t->open_visit, 0, w->patients_cap);
     tablet_start_driver(w, t);
 }
 
@@ -678,10 +717,8 @@ static void do_event(struct world *w, const struct event *e)
         if (e->patient < w->sc.npatients && w->patient_made[e->patient]) {
             int ret = hub_store_patient_assign(w->hub_store, w->patient_id[e->patient].b,
                                                w->sc.p.team_names[e->team], NULL);
-            if (ret == SAT_OK) {
-                /* The scenario's plan follows the patient. */
-                w->sc.patients[e->patient].team = e->team;
-            }
+            if (ret == SAT_OK) /* the scenario's plan follows the patient */
+                scenario_transfer(&w->sc, e->patient, e->team);
         }
         break;
     case EV_LOSE_TABLET:
@@ -708,9 +745,9 @@ static void apply_links(struct world *w)
 {
     for (unsigned i = 0; i < w->ntab; i++) {
         struct tablet *t = &w->tab[i];
-        enum link_quality q = scenario_link(&w->sc, i, w->now);
+        enum link_quality q = scenario_link(&w->sc, i, w->now - w->day_ms);
         struct sim_link l;
-        if (w->now >= w->sc.p.day_end_ms)
+        if (w->now >= w->day_ms + w->sc.p.day_end_ms)
             q = LINK_GOOD; /* back at the base for the final sync */
         if (t->lost)
             q = t->thief_online ? LINK_GOOD : LINK_NONE;
@@ -808,36 +845,49 @@ static void sample(struct world *w, unsigned s)
         if (sim_hal_net_stats(t->sim, &ns) == SAT_OK)
             d->bytes_cum[s] = ns.bytes_sent + ns.bytes_received;
     }
-    if (s + 1 > w->rep.nsamples)
+    if (s < REPORT_SAMPLES_MAX && s + 1 > w->rep.nsamples)
         w->rep.nsamples = s + 1;
 }
 
+/* Runs the day the scenario has drawn (w->sc.day): from the morning at the
+ * base to the evening's final syncs. Overnight nothing happens: the
+ * tablets sleep (keeping their sessions), charge, and the report's samples
+ * keep the evening's state. */
 static void run_day(struct world *w)
 {
     size_t ai = 0;
     size_t ei = 0;
-    uint64_t end = w->sc.p.day_end_ms + SIM_FINAL_WINDOW_MS;
-    uint64_t next_sample = w->sc.p.day_start_ms;
-    unsigned s = 0;
-    w->start = w->now = w->sc.p.day_start_ms;
+    uint64_t day = (uint64_t)w->sc.day * SIM_DAY_MS;
+    uint64_t begin = day + w->sc.p.day_start_ms;
+    uint64_t end = day + w->sc.p.day_end_ms + SIM_FINAL_WINDOW_MS;
+    if (w->sc.day == 0) {
+        w->start = w->now = begin;
+        g_virtual_epoch_ms = SIM_DAY_EPOCH_MS + (int64_t)w->now;
+        sim_net_set_now(w->net, w->now);
+        w->rep.sample_start_ms = w->next_sample = begin;
+        w->rep.sample_every_ms = SIM_SAMPLE_MS * w->sc.p.days;
+        for (unsigned i = 0; i < w->ntab; i++)
+            w->tab[i].drain_per_hour = 4 + (unsigned)((w->sc.seed + i * 2654435761u) % 5);
+    } else {
+        while (w->next_sample < begin) {
+            sample(w, w->nsample++);
+            w->next_sample += w->rep.sample_every_ms;
+        }
+        advance_to(w, begin);
+    }
+    w->day_ms = day;
     for (unsigned i = 0; i < w->ntab; i++) {
         w->tab[i].charged_at_ms = w->now;
-        w->tab[i].drain_per_hour = 4 + (unsigned)((w->sc.seed + i * 2654435761u) % 5);
-    }
-    for (unsigned i = 0; i < w->ntab; i++)
         w->tab[i].next_final =
-            w->sc.p.day_end_ms + (uint64_t)i * 7919u % SIM_FINAL_EVERY_MS;
-    g_virtual_epoch_ms = SIM_DAY_EPOCH_MS + (int64_t)w->now;
-    sim_net_set_now(w->net, w->now);
-    w->rep.sample_start_ms = w->now;
-    w->rep.sample_every_ms = SIM_SAMPLE_MS;
+            day + w->sc.p.day_end_ms + (uint64_t)i * 7919u % SIM_FINAL_EVERY_MS;
+    }
     while (w->now <= end) {
         uint64_t due;
         uint64_t t;
         apply_links(w);
-        while (ai < w->sc.nactions && w->sc.actions[ai].at_ms <= w->now)
+        while (ai < w->sc.nactions && day + w->sc.actions[ai].at_ms <= w->now)
             do_action(w, &w->sc.actions[ai++]);
-        while (ei < w->sc.nevents && w->sc.events[ei].at_ms <= w->now)
+        while (ei < w->sc.nevents && day + w->sc.events[ei].at_ms <= w->now)
             do_event(w, &w->sc.events[ei++]);
         /* Back at the base: every tablet syncs every SIM_FINAL_EVERY_MS,
          * each at its own offset so the hub is not hit by all at once. */
@@ -850,17 +900,17 @@ static void run_day(struct world *w)
             }
         }
         due = pump(w);
-        if (next_sample <= w->now) {
-            sample(w, s++);
-            next_sample += SIM_SAMPLE_MS;
+        if (w->next_sample <= w->now) {
+            sample(w, w->nsample++);
+            w->next_sample += w->rep.sample_every_ms;
         }
         /* The next thing to happen: an action, an event, a link slot, a
          * sample, the network, a timer. */
-        t = next_sample;
-        if (ai < w->sc.nactions && w->sc.actions[ai].at_ms < t)
-            t = w->sc.actions[ai].at_ms;
-        if (ei < w->sc.nevents && w->sc.events[ei].at_ms < t)
-            t = w->sc.events[ei].at_ms;
+        t = w->next_sample;
+        if (ai < w->sc.nactions && day + w->sc.actions[ai].at_ms < t)
+            t = day + w->sc.actions[ai].at_ms;
+        if (ei < w->sc.nevents && day + w->sc.events[ei].at_ms < t)
+            t = day + w->sc.events[ei].at_ms;
         for (unsigned i = 0; i < w->ntab; i++)
             if (w->tab[i].next_final < t)
                 t = w->tab[i].next_final;
@@ -917,9 +967,10 @@ static int check_scope(void *arg, const struct store_patient *p)
     return 0;
 }
 
+/* The field changes of patients (the only records two nurses edit). */
 struct change_set {
     struct store_change *c;
-    char (*text)[STORE_NOTE_TEXT_BYTES];
+    char **text;
     size_t n;
     size_t cap;
 };
@@ -927,6 +978,8 @@ struct change_set {
 static int collect_change(void *arg, const struct store_change *c)
 {
     struct change_set *cs = arg;
+    if (c->field == 0 || c->kind != STORE_KIND_PATIENT)
+        return 0;
     if (cs->n == cs->cap) {
         size_t cap = cs->cap ? cs->cap * 2 : 1024;
         void *a = realloc(cs->c, cap * sizeof *cs->c);
@@ -940,8 +993,10 @@ static int collect_change(void *arg, const struct store_change *c)
         cs->text = b;
         cs->cap = cap;
     }
+    cs->text[cs->n] = strdup(c->value_text ? c->value_text : "");
+    if (!cs->text[cs->n])
+        return -1;
     cs->c[cs->n] = *c;
-    snprintf(cs->text[cs->n], STORE_NOTE_TEXT_BYTES, "%s", c->value_text ? c->value_text : "");
     cs->c[cs->n].value_text = NULL;
     cs->n++;
     return 0;
@@ -1067,13 +1122,17 @@ static void check_conflicts(struct world *w)
     }
     inv(w, "no concurrent edit lost without a conflict record", unrecorded == 0,
         "%u concurrent edits, %u without a conflict record", concurrent, unrecorded);
+    for (size_t i = 0; i < cs.n; i++)
+        free(cs.text[i]);
     free(cs.c);
     free(cs.text);
     free(keys.rec);
     free(keys.field);
 }
 
-static void check_invariants(struct world *w)
+/* The checks that are cheap enough for every day's end (full = 0), or all
+ * of them (the run's end). */
+static void check_invariants(struct world *w, int full)
 {
     unsigned missing = 0;
     unsigned active = 0;
@@ -1109,6 +1168,8 @@ static void check_invariants(struct world *w)
     inv(w, "every write a nurse was told is saved reached the hub",
         missing == 0 && hs.changes == expected, "%s%s%u tablets", first, first[0] ? "; " : "",
         active);
+    if (!full)
+        return;
 
     /* 2. All replicas of a team converge. */
     {
@@ -1191,12 +1252,10 @@ static void fill_report(struct world *w)
         d->power_cuts = t->power_cuts;
         if (t->store && store_sync_state(t->store, &st) == SAT_OK)
             d->changes = (unsigned)st.last_seq;
-        if (ds) {
-            d->syncs_ok = (unsigned)ds->sessions_ok;
-            d->syncs_failed = (unsigned)ds->sessions_failed;
-            d->resumed = (unsigned)ds->handshakes_resumed;
-            d->conflicts = (unsigned)ds->conflicts;
-        }
+        d->syncs_ok = (unsigned)(t->before.sessions_ok + (ds ? ds->sessions_ok : 0));
+        d->syncs_failed = (unsigned)(t->before.sessions_failed + (ds ? ds->sessions_failed : 0));
+        d->resumed = (unsigned)(t->before.handshakes_resumed + (ds ? ds->handshakes_resumed : 0));
+        d->conflicts = (unsigned)(t->before.conflicts + (ds ? ds->conflicts : 0));
         if (sim_hal_net_stats(t->sim, &ns) == SAT_OK)
             d->bytes = ns.bytes_sent + ns.bytes_received;
     }
@@ -1213,6 +1272,7 @@ struct options {
     uint64_t seed_to;
     int sweep;
     unsigned devices;
+    unsigned days;
     int quiet;
     enum inject inject;
 };
@@ -1224,11 +1284,14 @@ static void replay_command(const struct options *o, uint64_t seed, char *out, si
                       : o->inject == INJECT_SKIP_PURGE ? " --inject-bug skip-purge"
                                                        : "";
     char devices[32] = "";
+    char days[32] = "";
     if (o->devices)
         snprintf(devices, sizeof devices, " --devices %u", o->devices);
-    snprintf(out, cap, "%s --scenario %s --seed %llu%s%s",
+    if (o->days)
+        snprintf(days, sizeof days, " --days %u", o->days);
+    snprintf(out, cap, "%s --scenario %s --seed %llu%s%s%s",
              o->inject != INJECT_NONE ? "satchel-sim-faulty" : "satchel-sim", o->scenario,
-             (unsigned long long)seed, devices, bug);
+             (unsigned long long)seed, devices, days, bug);
 }
 
 /* Runs one seed. Returns 1 if every invariant held. */
@@ -1253,10 +1316,34 @@ static int run_seed(const struct options *o, const struct scenario_params *p,
     if (!w->rep.dev)
         fatal("the report", SAT_ERR_NO_MEMORY);
     replay_command(o, seed, w->rep.replay, sizeof w->rep.replay);
+    w->rep.days = p->days;
     setup(w);
-    run_day(w);
+    for (;;) {
+        run_day(w);
+        if (w->sc.day + 1 >= p->days)
+            break;
+        /* Between days: every write of the day must be at the hub (the
+         * other invariants cost a pass over every store: the run's end). */
+        w->rep.ninv = 0;
+        check_invariants(w, 0);
+        if (!report_ok(&w->rep)) {
+            snprintf(w->rep.inv[0].name, sizeof w->rep.inv[0].name,
+                     "every write a nurse was told is saved reached the hub (day %u)",
+                     w->sc.day + 1);
+            break;
+        }
+        if (scenario_next_day(&w->sc, why, sizeof why) != 0) {
+            fprintf(stderr, "satchel-sim: %s\n", why);
+            exit(2);
+        }
+        grow_patients(w);
+    }
+    w->rep.days_run = w->sc.day + 1;
     fill_report(w);
-    check_invariants(w);
+    if (report_ok(&w->rep)) {
+        w->rep.ninv = 0;
+        check_invariants(w, 1);
+    }
     ok = report_ok(&w->rep);
     if (print) {
         report_print_summary(stdout, &w->rep);
@@ -1277,19 +1364,23 @@ static int run_seed(const struct options *o, const struct scenario_params *p,
 
 static const char usage_text[] =
     "Usage: satchel-sim [--scenario NAME|FILE] [--seed N | --seeds A-B] [--devices N]\n"
-    "                   [--report FILE] [--quiet]\n"
+    "                   [--days N] [--report FILE] [--quiet]\n"
     "       satchel-sim --help\n"
     "\n"
-    "Simulates a day of community nursing: tablets and a hub in one process, over\n"
-    "virtual time, a virtual network (signal by place: good at the base, patchy\n"
-    "on visits, none on rural roads) and virtual flash (power cuts), running the\n"
-    "real firmware and hub code with real TLS. The same seed replays the same day\n"
-    "byte for byte. Then checks the invariants and prints a summary.\n"
+    "Simulates a day (or days) of community nursing: tablets and a hub in one\n"
+    "process, over virtual time, a virtual network (signal by place: good at the\n"
+    "base, patchy on visits, none on rural roads) and virtual flash (power cuts),\n"
+    "running the real firmware and hub code with real TLS. The same seed replays\n"
+    "the same days byte for byte. Then checks the invariants and prints a summary.\n"
     "\n"
     "  --scenario NAME|FILE  day-of-visits (built in, the default) or a JSON file\n"
     "  --seed N              the seed (default 42)\n"
     "  --seeds A-B           run every seed from A to B; summary and failures only\n"
     "  --devices N           N tablets instead of the scenario's number\n"
+    "  --days N              N days in a row (default 1, or the file's \"days\"): the\n"
+    "                        caseload, stores and TLS sessions carry over; a power\n"
+    "                        cut and a transfer every day, the tablet lost on the\n"
+    "                        last; each evening every saved write must be at the hub\n"
     "  --report FILE         the HTML report (default satchel-sim-report.html for\n"
     "                        one seed; none for a sweep unless given)\n"
     "  --quiet               no HTML report, summary only\n"
@@ -1306,6 +1397,7 @@ int main(int argc, char **argv)
         { "scenario", required_argument, NULL, 's' }, { "seed", required_argument, NULL, 'S' },
         { "seeds", required_argument, NULL, 'R' },    { "devices", required_argument, NULL, 'd' },
         { "report", required_argument, NULL, 'r' },   { "quiet", no_argument, NULL, 'q' },
+        { "days", required_argument, NULL, 'D' },
         { "inject-bug", required_argument, NULL, 'I' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1349,6 +1441,16 @@ int main(int argc, char **argv)
             o.devices = (unsigned)v;
             break;
         }
+        case 'D': {
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > SCENARIO_DAYS_MAX) {
+                fprintf(stderr, "satchel-sim: --days wants 1..%d, not '%s'\n", SCENARIO_DAYS_MAX,
+                        optarg);
+                return 2;
+            }
+            o.days = (unsigned)v;
+            break;
+        }
         case 'r': o.report = optarg; break;
         case 'q': o.quiet = 1; break;
         case 'I':
@@ -1387,6 +1489,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "satchel-sim: %s\n", why);
         return 2;
     }
+    if (o.days)
+        p.days = o.days;
     if (o.devices) {
         /* A bigger service has more teams, not bigger ones: keep about
          * SCENARIO_NURSES_PER_TEAM nurses a team (the first two keep the

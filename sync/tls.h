@@ -71,9 +71,15 @@
  * SAT_ERR_TIMEOUT (HAL monotonic clock): a silent peer cannot hold a
  * connection's memory for ever. */
 #define TLS_HANDSHAKE_MS_MAX 30000u
-/* How long a server's session ticket stays good, and its ticket key's
- * rotation period (Mbed TLS 2.28 counts this with time()). */
-#define TLS_TICKET_LIFETIME_S 86400u
+/* How long a session can be resumed by ticket, counted from the full
+ * handshake that made it (Mbed TLS keeps a session's start time through
+ * resumptions, so a tablet that syncs every day still does a full handshake
+ * this often), and the server's ticket key rotation period (Mbed TLS 2.28
+ * counts both with time()). Seven days, the most TLS 1.3 allows a ticket
+ * (RFC 8446, 4.6.1): a resumption still rechecks the certificate's validity
+ * and, on the hub, the device's admission, so this bounds neither expiry
+ * nor revocation, only how long one master secret is reused. */
+#define TLS_TICKET_LIFETIME_S (7u * 86400u)
 
 struct tls_config;
 struct tls_conn;

@@ -4,6 +4,10 @@
 #   MODE=catches: the faulty build with --inject-bug BUG must fail (exit 1)
 #     and print the command that replays it.
 #   MODE=sweep: --seeds SEEDS must pass.
+#   MODE=days: --days 3 passes, says so and replays byte for byte; a scenario
+#     file's event on day 2 happens (and only there); an event past the
+#     run's last day is refused; with the faulty build (FAULTY) a lost write
+#     fails the first evening's check and the replay command keeps --days.
 cmake_policy(SET CMP0053 NEW)
 string(REPLACE "|" ";" EMULATOR "${EMULATOR}")
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -47,6 +51,40 @@ elseif(MODE STREQUAL "sweep")
   sim(out rc ${PROGRAM} --seeds ${SEEDS} --quiet)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "the sweep failed")
+  endif()
+elseif(MODE STREQUAL "days")
+  sim(a rc ${PROGRAM} --seed 5 --days 3 --quiet)
+  if(NOT rc EQUAL 0 OR NOT a MATCHES "8 tablets in 2 teams, 3 days\n")
+    message(FATAL_ERROR "a 3-day run must pass and say it ran 3 days")
+  endif()
+  sim(b rc ${PROGRAM} --seed 5 --days 3 --quiet)
+  if(NOT a STREQUAL b)
+    message(FATAL_ERROR "the same seed over 3 days gave different output")
+  endif()
+  # The nurse works all three days (6-10 visits a day).
+  if(NOT a MATCHES "tablet-0 +north +([0-9]+) ")
+    message(FATAL_ERROR "no summary line for tablet-0")
+  endif()
+  if(CMAKE_MATCH_1 LESS 12)
+    message(FATAL_ERROR "tablet-0 made ${CMAKE_MATCH_1} visits in 3 days")
+  endif()
+  file(WRITE "${WORK_DIR}/two.json" [=[
+{ "name": "two-days", "days": 2, "builtin_faults": false,
+  "events": [ { "at": "12:00", "kind": "power_cut", "nurse": 2, "day": 2 } ] }
+]=])
+  sim(c rc ${PROGRAM} --scenario two.json --seed 9 --quiet)
+  if(NOT rc EQUAL 0 OR NOT c MATCHES "2 days\n" OR NOT c MATCHES "tablet-2 [^\n]*\(power cut\)"
+     OR c MATCHES "tablet-[013-7] [^\n]*power cut")
+    message(FATAL_ERROR "the file's day-2 power cut must hit tablet-2 only")
+  endif()
+  sim(d rc ${PROGRAM} --scenario two.json --seed 9 --days 1 --quiet)
+  if(NOT rc EQUAL 2)
+    message(FATAL_ERROR "an event on day 2 of a 1-day run must be refused (exit 2)")
+  endif()
+  sim(e rc ${FAULTY} --seed 42 --days 3 --quiet --inject-bug lost-write)
+  if(NOT rc EQUAL 1 OR NOT e MATCHES "stopped after day 1 of 3"
+     OR NOT e MATCHES "FAILED: replay with: satchel-sim-faulty --scenario day-of-visits --seed 42 --days 3 --inject-bug lost-write")
+    message(FATAL_ERROR "a lost write must fail the first evening's check and print the replay")
   endif()
 else()
   message(FATAL_ERROR "unknown MODE '${MODE}'")
