@@ -228,6 +228,22 @@ static void test_skewed_clock_still_orders_causally(void **state)
     assert_converged(p);
 }
 
+struct base_check {
+    struct store_id record;
+    int n;
+    int based;
+};
+
+static int check_no_base(void *arg, const struct store_change *c)
+{
+    struct base_check *bc = arg;
+    if (memcmp(&c->record_id, &bc->record, sizeof bc->record) == 0) {
+        bc->n++;
+        bc->based += c->has_base;
+    }
+    return 0;
+}
+
 static void test_tombstone_and_purge(void **state)
 {
     struct pair *p = *state;
@@ -256,6 +272,20 @@ static void test_tombstone_and_purge(void **state)
         assert_int_equal(store_sync_state(p->b.s, &st), SAT_OK);
         assert_int_equal(st.pull_cursor, 42);
     }
+    /* The purge took the merge state too: a patient B makes next (whose
+     * row may reuse the purged one's rowid) starts with no base, and A's
+     * changes to `gone`, sent again, apply afresh. */
+    {
+        struct store_id fresh = add_patient(&p->b, 78);
+        struct base_check bc = { fresh, 0, 0 };
+        assert_int_equal(store_changes(p->b.s, 0, 0, check_no_base, &bc), SAT_OK);
+        assert_true(bc.n > 0);
+        assert_int_equal(bc.based, 0);
+        p->a.sent = 0;
+        r = copy_changes(p, &p->a, &p->b);
+        assert_true(r.applied > 0);
+        assert_int_equal(store_patient_get(p->b.s, &gone, &got), SAT_OK);
+    }
 }
 
 static void test_malformed_batch_applies_nothing(void **state)
@@ -279,6 +309,13 @@ static void test_malformed_batch_applies_nothing(void **state)
         assert_int_equal(store_sync_state(p->b.s, &st), SAT_OK);
         assert_int_equal(st.pull_cursor, 0); /* the cursor did not move */
     }
+    /* A field number past the store's range (0..65535) is malformed too. */
+    p->batch.c[p->batch.n - 1] = p->batch.c[0];
+    p->batch.c[p->batch.n - 1].field = 70000;
+    assert_int_equal(store_apply_remote(p->b.s, p->batch.c, p->batch.n, NULL, 0, 7, &r),
+                     SAT_ERR_STORE_INVALID);
+    assert_int_equal(store_content_hash(p->b.s, after), SAT_OK);
+    assert_memory_equal(before, after, sizeof before);
 }
 
 static void test_push_ack_never_goes_down(void **state)

@@ -30,6 +30,16 @@
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 
+/* The store's layout (PRAGMA user_version). 2: per-kind merge state. */
+#define STORE_SCHEMA_VERSION 2
+#define KINDS 5
+#define FIELD_MAX 0xffffu /* field numbers fit the low 16 bits of a merge-state key */
+
+#define FS_TABLE(kind)                                                                     \
+    "CREATE TABLE IF NOT EXISTS fs_" kind "(k INTEGER PRIMARY KEY, vtype INTEGER NOT NULL," \
+    " vint INTEGER, vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL,"                   \
+    " hlc_counter INTEGER NOT NULL, origin BLOB);"
+
 /* Every record column has a default: a record that arrives from another
  * device is created empty and filled field by field as its changes apply. */
 static const char schema_sql[] =
@@ -65,16 +75,20 @@ static const char schema_sql[] =
     " due_ms INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,"
     " deleted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS task_patient ON task(patient_id);"
-    /* This device's own writes, in order: what sync pushes. */
+    /* This device's own writes, in order: what sync pushes. An origin or
+     * base_origin that is NULL is this device (16 bytes a row saved). */
     "CREATE TABLE IF NOT EXISTS change_log(seq INTEGER PRIMARY KEY, record_id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, field INTEGER NOT NULL, vtype INTEGER NOT NULL, vint INTEGER,"
     " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"
-    " origin BLOB NOT NULL, base_wall INTEGER, base_counter INTEGER, base_origin BLOB);"
-    /* The winning write of every field on this replica (merge state). */
-    "CREATE TABLE IF NOT EXISTS field_state(record_id BLOB NOT NULL, field INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, vtype INTEGER NOT NULL, vint INTEGER, vtext TEXT, vblob BLOB,"
-    " hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL, origin BLOB NOT NULL,"
-    " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
+    " origin BLOB, base_wall INTEGER, base_counter INTEGER, base_origin BLOB);"
+    /* The winning write of every field on this replica (merge state), one
+     * table per kind, keyed by the record's rowid in its kind's table << 16
+     * | the field: a new record's fields are appended at the end of a table
+     * B-tree (SQLite's cheapest insert: one leaf and, now and then, a new
+     * one), where a (record id, field) key costs a rebalance of three
+     * leaves at almost every commit. Origin NULL = this device. */
+    FS_TABLE("patient") FS_TABLE("visit") FS_TABLE("observation") FS_TABLE("note")
+    FS_TABLE("task")
     /* Concurrent edits of one field, kept for a person to see. */
     "CREATE TABLE IF NOT EXISTS conflict(id INTEGER PRIMARY KEY, record_id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, field INTEGER NOT NULL, kept TEXT NOT NULL, lost TEXT NOT NULL,"
@@ -88,9 +102,8 @@ enum stmt_id {
     ST_ROLLBACK,
     ST_META_GET,
     ST_META_SET,
+    ST_META_UPDATE,
     ST_LOG,
-    ST_FS_GET,
-    ST_FS_PUT,
     ST_CONFLICT,
     ST_PATIENT_INSERT,
     ST_PATIENT_GET,
@@ -116,14 +129,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
+    /* An UPDATE that keeps the key leaves meta's key index alone. */
+    [ST_META_UPDATE] = "UPDATE meta SET v = ?2 WHERE k = ?1",
     [ST_LOG] = "INSERT INTO change_log(record_id, kind, field, vtype, vint, vtext, vblob,"
                " hlc_wall, hlc_counter, origin, base_wall, base_counter, base_origin)"
                " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
-    [ST_FS_GET] = "SELECT hlc_wall, hlc_counter, origin, vtype, vint, vtext, vblob"
-                  " FROM field_state WHERE record_id = ?1 AND field = ?2",
-    [ST_FS_PUT] = "INSERT OR REPLACE INTO field_state(record_id, field, kind, vtype, vint,"
-                  " vtext, vblob, hlc_wall, hlc_counter, origin)"
-                  " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [ST_CONFLICT] = "INSERT INTO conflict(record_id, kind, field, kept, lost, kept_origin,"
                     " lost_origin, kept_wall, lost_wall, detected_ms)"
                     " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
@@ -164,6 +174,16 @@ struct store {
     struct vfs_crypt *vfs;
     sqlite3_stmt *st[ST_COUNT];
     struct apply_stmts *apply; /* made on the first pull */
+    /* Merge state, per kind: get, put, and the record's rowid. */
+    sqlite3_stmt *fs_get[KINDS + 1];
+    sqlite3_stmt *fs_put[KINDS + 1];
+    sqlite3_stmt *rowid_of[KINDS + 1];
+    /* The last record whose rowid was looked up (a record's fields come
+     * together); forgotten at a rollback or a purge, which may free it. */
+    int rid_valid;
+    enum store_kind rid_kind;
+    struct store_id rid_id;
+    int64_t rid;
     int applying; /* a pulled batch's transaction is open (store_apply_begin) */
     struct hlc clock;
     struct store_id device;
@@ -237,6 +257,7 @@ static int begin(struct store *s)
 
 static void rollback(struct store *s)
 {
+    s->rid_valid = 0;
     if (!sqlite3_get_autocommit(s->db))
         run(s, stmt(s, ST_ROLLBACK), "rollback");
 }
@@ -244,7 +265,7 @@ static void rollback(struct store *s)
 /* Persists the HLC and commits; on failure rolls back. */
 static int commit(struct store *s)
 {
-    sqlite3_stmt *q = stmt(s, ST_META_SET);
+    sqlite3_stmt *q = stmt(s, ST_META_UPDATE);
     int ret;
     char buf[48];
     snprintf(buf, sizeof buf, "%llu.%lu", (unsigned long long)s->clock.wall_ms,
@@ -254,6 +275,12 @@ static int commit(struct store *s)
     sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, buf, -1, SQLITE_TRANSIENT);
     ret = run(s, q, "save clock");
+    if (ret == SAT_OK && sqlite3_changes(s->db) == 0) { /* the first commit */
+        q = stmt(s, ST_META_SET);
+        sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, buf, -1, SQLITE_TRANSIENT);
+        ret = run(s, q, "save clock");
+    }
     if (ret == SAT_OK)
         ret = run(s, stmt(s, ST_COMMIT), "commit");
     if (ret != SAT_OK)
@@ -384,22 +411,108 @@ static void bind_value(sqlite3_stmt *q, int col, struct field_value v)
         bind_id(q, col + 2, v.blob);
 }
 
-static int winner_get(struct store *s, const struct store_id *record, uint32_t field,
-                      struct field_winner *w)
+static const char *kind_table(enum store_kind kind);
+
+static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const char *sql);
+
+/* The rowid of a record in its kind's table: *rowid, or -1 if there is no
+ * such row (yet). */
+static int record_rowid(struct store *s, enum store_kind kind, const struct store_id *record,
+                        int64_t *rowid)
 {
-    sqlite3_stmt *q = stmt(s, ST_FS_GET);
+    char sql[80];
+    sqlite3_stmt *q;
     int rc;
-    w->exists = 0;
+    if (s->rid_valid && s->rid_kind == kind && memcmp(&s->rid_id, record, sizeof *record) == 0) {
+        *rowid = s->rid;
+        return SAT_OK;
+    }
+    snprintf(sql, sizeof sql, "SELECT rowid FROM %s WHERE id = ?1", kind_table(kind));
+    q = prepare_once(s, &s->rowid_of[kind], sql);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
     bind_id(q, 1, record);
-    sqlite3_bind_int64(q, 2, field);
+    rc = sqlite3_step(q);
+    *rowid = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_fail(s, rc, "merge state");
+    if (*rowid >= 0) {
+        s->rid_valid = 1;
+        s->rid_kind = kind;
+        s->rid_id = *record;
+        s->rid = *rowid;
+    }
+    return SAT_OK;
+}
+
+/* The merge-state key of a field of the record at rowid. */
+static int64_t fs_key(int64_t rowid, uint32_t field)
+{
+    return (int64_t)((uint64_t)rowid << 16 | field);
+}
+
+/* Reads an origin column: NULL is this device. */
+static void column_origin(const struct store *s, sqlite3_stmt *q, int col, struct store_id *out)
+{
+    if (sqlite3_column_type(q, col) == SQLITE_NULL)
+        *out = s->device;
+    else
+        column_id(q, col, out);
+}
+
+/* Binds an origin: this device as NULL. */
+static void bind_origin(const struct store *s, sqlite3_stmt *q, int col,
+                        const struct store_id *origin)
+{
+    if (memcmp(origin, &s->device, sizeof *origin) == 0)
+        sqlite3_bind_null(q, col);
+    else
+        bind_id(q, col, origin);
+}
+
+/* The merge-state statement `sql` (a format with one %s: the kind's table)
+ * for one field of a record, with the key bound as ?1; *out is NULL when the
+ * record has no row (yet). */
+static int fs_stmt(struct store *s, sqlite3_stmt **slots, const char *sql, enum store_kind kind,
+                   const struct store_id *record, uint32_t field, sqlite3_stmt **out)
+{
+    char text[200];
+    int64_t rowid;
+    int ret;
+    *out = NULL;
+    if ((int)kind < 1 || (int)kind > KINDS || field > FIELD_MAX)
+        return fail(s, SAT_ERR_STORE_INVALID, "no merge state for kind %d field %u", (int)kind,
+                    (unsigned)field);
+    ret = record_rowid(s, kind, record, &rowid);
+    if (ret != SAT_OK || rowid < 0)
+        return ret;
+    snprintf(text, sizeof text, sql, kind_table(kind));
+    *out = prepare_once(s, &slots[kind], text);
+    if (!*out)
+        return sql_fail(s, sqlite3_errcode(s->db), "merge state");
+    sqlite3_bind_int64(*out, 1, fs_key(rowid, field));
+    return SAT_OK;
+}
+
+static int winner_get(struct store *s, enum store_kind kind, const struct store_id *record,
+                      uint32_t field, struct field_winner *w)
+{
+    sqlite3_stmt *q;
+    int rc;
+    int ret = fs_stmt(s, s->fs_get,
+                      "SELECT hlc_wall, hlc_counter, origin, vtype, vint, vtext, vblob FROM fs_%s"
+                      " WHERE k = ?1",
+                      kind, record, field, &q);
+    w->exists = 0;
+    if (ret != SAT_OK || !q)
+        return ret;
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         w->exists = 1;
         w->stamp.wall_ms = (uint64_t)sqlite3_column_int64(q, 0);
         w->stamp.counter = (uint32_t)sqlite3_column_int64(q, 1);
-        column_id(q, 2, &w->origin);
+        column_origin(s, q, 2, &w->origin);
         w->type = sqlite3_column_int(q, 3);
         w->i = sqlite3_column_int64(q, 4);
         column_text(q, 5, w->text, sizeof w->text);
@@ -409,21 +522,27 @@ static int winner_get(struct store *s, const struct store_id *record, uint32_t f
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "merge state");
 }
 
+/* Makes (v, stamp, origin) the winning write of a field; the record's row
+ * must exist. */
 static int winner_put(struct store *s, enum store_kind kind, const struct store_id *record,
                       uint32_t field, struct field_value v, struct hlc stamp,
                       const struct store_id *origin)
 {
-    sqlite3_stmt *q = stmt(s, ST_FS_PUT);
+    sqlite3_stmt *q;
+    int ret = fs_stmt(s, s->fs_put,
+                      "INSERT OR REPLACE INTO fs_%s(k, vtype, vint, vtext, vblob, hlc_wall,"
+                      " hlc_counter, origin) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                      kind, record, field, &q);
+    if (ret != SAT_OK)
+        return ret;
     if (!q)
-        return sql_fail(s, sqlite3_errcode(s->db), "merge state");
-    bind_id(q, 1, record);
-    sqlite3_bind_int64(q, 2, field);
-    sqlite3_bind_int(q, 3, (int)kind);
-    sqlite3_bind_int(q, 4, v.type);
-    bind_value(q, 5, v);
-    sqlite3_bind_int64(q, 8, (sqlite3_int64)stamp.wall_ms);
-    sqlite3_bind_int64(q, 9, stamp.counter);
-    bind_id(q, 10, origin);
+        return fail(s, SAT_ERR_STORE_SQL, "merge state: the %s record is missing",
+                    kind_table(kind));
+    sqlite3_bind_int(q, 2, v.type);
+    bind_value(q, 3, v);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)stamp.wall_ms);
+    sqlite3_bind_int64(q, 7, stamp.counter);
+    bind_origin(s, q, 8, origin);
     return run(s, q, "merge state");
 }
 
@@ -438,7 +557,7 @@ static int log_field(struct store *s, enum store_kind kind, const struct store_i
     int ret;
     if (!base)
         return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
-    ret = winner_get(s, record, field, base);
+    ret = winner_get(s, kind, record, field, base);
     q = stmt(s, ST_LOG);
     if (ret == SAT_OK && !q)
         ret = sql_fail(s, sqlite3_errcode(s->db), "change log");
@@ -450,11 +569,11 @@ static int log_field(struct store *s, enum store_kind kind, const struct store_i
         bind_value(q, 5, v);
         sqlite3_bind_int64(q, 8, (sqlite3_int64)stamp.wall_ms);
         sqlite3_bind_int64(q, 9, stamp.counter);
-        bind_id(q, 10, &s->device);
+        /* origin (10): NULL, this device */
         if (base->exists) {
             sqlite3_bind_int64(q, 11, (sqlite3_int64)base->stamp.wall_ms);
             sqlite3_bind_int64(q, 12, base->stamp.counter);
-            bind_id(q, 13, &base->origin);
+            bind_origin(s, q, 13, &base->origin);
         }
         ret = run(s, q, "change log");
     }
@@ -581,6 +700,54 @@ static int check_patient(struct store *s, struct store_patient *p)
 
 /* ---- open / close ------------------------------------------------------- */
 
+/* Creates the tables of a new store, or checks an existing store has this
+ * build's layout (PRAGMA user_version). A store made by a development build
+ * before layouts were numbered (version 0 with tables in it) is refused:
+ * nothing was deployed with it, and guessing at its layout could lose
+ * records. */
+static int check_layout(struct store *s)
+{
+    sqlite3_stmt *q = NULL;
+    int version = -1;
+    int tables = 0;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT user_version FROM pragma_user_version),"
+                                " (SELECT count(*) FROM sqlite_schema WHERE type = 'table')",
+                                -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        version = sqlite3_column_int(q, 0);
+        tables = sqlite3_column_int(q, 1);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK)
+        return sql_fail(s, rc, "open the caseload");
+    if (version == 0 && tables > 0)
+        return fail(s, SAT_ERR_STORE_SQL,
+                    "open the caseload: it was made by an early development build whose layout "
+                    "this build cannot read (export it with that build, or sync it and enrol "
+                    "again)");
+    if (version > STORE_SCHEMA_VERSION)
+        return fail(s, SAT_ERR_STORE_SQL,
+                    "open the caseload: it has layout %d, made by a newer build (this one "
+                    "reads layout %d)", version, STORE_SCHEMA_VERSION);
+    if (version == STORE_SCHEMA_VERSION)
+        return SAT_OK;
+    rc = sqlite3_exec(s->db,
+                      "BEGIN;" /* one transaction: a cut leaves no half-made store */
+                      "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION) ";", NULL, NULL,
+                      NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int ret = sql_fail(s, rc, "create the caseload");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    return SAT_OK;
+}
+
 static int load_meta(struct store *s)
 {
     sqlite3_stmt *q = stmt(s, ST_META_GET);
@@ -689,12 +856,13 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
             goto exit;
         }
     }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         ret = sql_fail(s, rc, "open the caseload");
         goto exit;
     }
+    ret = check_layout(s);
+    if (ret != SAT_OK)
+        goto exit;
     ret = load_meta(s);
 exit:
     mbedtls_platform_zeroize(key, sizeof key);
@@ -714,6 +882,11 @@ void store_close(struct store *s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    for (int i = 0; i <= KINDS; i++) {
+        sqlite3_finalize(s->fs_get[i]);
+        sqlite3_finalize(s->fs_put[i]);
+        sqlite3_finalize(s->rowid_of[i]);
+    }
     apply_stmts_free(s->apply);
     if (s->db)
         sqlite3_close(s->db);
@@ -732,9 +905,14 @@ static int meta_get_u64(struct store *s, const char *key, uint64_t *out);
 int store_adopt_device_id(struct store *s, const struct store_id *id)
 {
     static const char *const sql[] = {
-        "UPDATE change_log SET origin = ?1 WHERE origin = ?2",
-        "UPDATE change_log SET base_origin = ?1 WHERE base_origin = ?2",
-        "UPDATE field_state SET origin = ?1 WHERE origin = ?2",
+        /* Rows with a NULL origin are this device's whatever its id. */
+        "UPDATE change_log SET origin = NULL WHERE origin = ?2",
+        "UPDATE change_log SET base_origin = NULL WHERE base_origin = ?2",
+        "UPDATE fs_patient SET origin = NULL WHERE origin = ?2",
+        "UPDATE fs_visit SET origin = NULL WHERE origin = ?2",
+        "UPDATE fs_observation SET origin = NULL WHERE origin = ?2",
+        "UPDATE fs_note SET origin = NULL WHERE origin = ?2",
+        "UPDATE fs_task SET origin = NULL WHERE origin = ?2",
         "UPDATE meta SET v = ?1 WHERE k = 'device_id'",
     };
     uint64_t acked = 0;
@@ -1527,6 +1705,7 @@ int store_delete(struct store *s, enum store_kind kind, const struct store_id *i
 struct change_ctx {
     int (*fn)(void *arg, const struct store_change *c);
     void *arg;
+    const struct store *s;
 };
 
 static int change_row(sqlite3_stmt *q, void *ctx)
@@ -1544,13 +1723,13 @@ static int change_row(sqlite3_stmt *q, void *ctx)
     column_id(q, 7, &c.value_blob);
     c.hlc_wall_ms = (uint64_t)sqlite3_column_int64(q, 8);
     c.hlc_counter = (uint32_t)sqlite3_column_int64(q, 9);
-    column_id(q, 10, &c.origin_device);
+    column_origin(cc->s, q, 10, &c.origin_device);
     c.origin_seq = c.seq;
     if (sqlite3_column_type(q, 11) != SQLITE_NULL) {
         c.has_base = 1;
         c.base_wall_ms = (uint64_t)sqlite3_column_int64(q, 11);
         c.base_counter = (uint32_t)sqlite3_column_int64(q, 12);
-        column_id(q, 13, &c.base_device);
+        column_origin(cc->s, q, 13, &c.base_device);
     }
     return cc->fn(cc->arg, &c);
 }
@@ -1558,7 +1737,7 @@ static int change_row(sqlite3_stmt *q, void *ctx)
 int store_changes(struct store *s, uint64_t after, unsigned max,
                   int (*fn)(void *arg, const struct store_change *c), void *arg)
 {
-    struct change_ctx cc = { fn, arg };
+    struct change_ctx cc = { fn, arg, s };
     sqlite3_stmt *q = stmt(s, ST_CHANGES);
     int rc;
     int ret = SAT_OK;
@@ -1788,7 +1967,7 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
         return fail(s, SAT_ERR_STORE_INVALID, "malformed change (kind %d, type %d)",
                     (int)c->kind, c->value_type);
     hlc_observe(&s->clock, stamp, hal_clock_wall_ms(s->hal));
-    ret = winner_get(s, &c->record_id, c->field, w);
+    ret = winner_get(s, c->kind, &c->record_id, c->field, w);
     if (ret != SAT_OK)
         return ret;
     wins = !w->exists || stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) > 0;
@@ -1824,10 +2003,21 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
     " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"            \
     " UNION SELECT id FROM task WHERE patient_id = ?1)"
 
+/* Deletes the merge state of the records of kind table `t` that match
+ * `where` (a range of keys per record: fs.k is the rowid, so each range is
+ * a B-tree seek). */
+#define FS_PURGE(t, where)                                                                \
+    "DELETE FROM fs_" t " WHERE k IN (SELECT fs.k FROM " t " r JOIN fs_" t " fs ON fs.k" \
+    " BETWEEN r.rowid * 65536 AND r.rowid * 65536 + 65535 WHERE " where ")"
+
 static int purge_patient(struct store *s, const struct store_id *patient)
 {
     static const char *const sql[] = {
-        "DELETE FROM field_state WHERE record_id = ?1 OR record_id IN " PATIENT_RECORDS_SQL,
+        FS_PURGE("patient", "r.id = ?1"),
+        FS_PURGE("visit", "r.patient_id = ?1"),
+        FS_PURGE("observation", "r.patient_id = ?1"),
+        FS_PURGE("note", "r.patient_id = ?1"),
+        FS_PURGE("task", "r.patient_id = ?1"),
         "DELETE FROM visit WHERE patient_id = ?1",
         "DELETE FROM observation WHERE patient_id = ?1",
         "DELETE FROM note WHERE patient_id = ?1",
@@ -1835,6 +2025,7 @@ static int purge_patient(struct store *s, const struct store_id *patient)
         "DELETE FROM patient WHERE id = ?1",
     };
     int ret = SAT_OK;
+    s->rid_valid = 0; /* the rows go, and their rowids may be used again */
     for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *q = NULL;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK)
