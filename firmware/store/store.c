@@ -43,7 +43,8 @@
 /* Every record column has a default: a record that arrives from another
  * device is created empty and filled field by field as its changes apply. */
 static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);"
+    /* Settings: one B-tree (no rowid table plus key index to write). */
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS patient(id BLOB NOT NULL UNIQUE,"
     " nhs_number TEXT NOT NULL DEFAULT '', given_name TEXT NOT NULL DEFAULT '',"
     " family_name TEXT NOT NULL DEFAULT '', date_of_birth TEXT NOT NULL DEFAULT '',"
@@ -102,7 +103,7 @@ enum stmt_id {
     ST_ROLLBACK,
     ST_META_GET,
     ST_META_SET,
-    ST_META_UPDATE,
+    ST_LAST_STAMP,
     ST_LOG,
     ST_CONFLICT,
     ST_PATIENT_INSERT,
@@ -129,8 +130,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
-    /* An UPDATE that keeps the key leaves meta's key index alone. */
-    [ST_META_UPDATE] = "UPDATE meta SET v = ?2 WHERE k = ?1",
+    [ST_LAST_STAMP] = "SELECT hlc_wall, hlc_counter FROM change_log ORDER BY seq DESC LIMIT 1",
     [ST_LOG] = "INSERT INTO change_log(record_id, kind, field, vtype, vint, vtext, vblob,"
                " hlc_wall, hlc_counter, origin, base_wall, base_counter, base_origin)"
                " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
@@ -262,27 +262,15 @@ static void rollback(struct store *s)
         run(s, stmt(s, ST_ROLLBACK), "rollback");
 }
 
-/* Persists the HLC and commits; on failure rolls back. */
+/* Commits; on failure rolls back. The HLC is not saved with each commit
+ * (that was a page to seal every time): store_open takes it back from the
+ * last change this device logged, and log_field folds in the stamp of the
+ * write it replaces, so a nurse's edit still orders after whatever she saw
+ * in that field, even after a restart lost the clock's memory of other
+ * tablets' stamps. */
 static int commit(struct store *s)
 {
-    sqlite3_stmt *q = stmt(s, ST_META_UPDATE);
-    int ret;
-    char buf[48];
-    snprintf(buf, sizeof buf, "%llu.%lu", (unsigned long long)s->clock.wall_ms,
-             (unsigned long)s->clock.counter);
-    if (!q)
-        return sql_fail(s, sqlite3_errcode(s->db), "save clock");
-    sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, buf, -1, SQLITE_TRANSIENT);
-    ret = run(s, q, "save clock");
-    if (ret == SAT_OK && sqlite3_changes(s->db) == 0) { /* the first commit */
-        q = stmt(s, ST_META_SET);
-        sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, buf, -1, SQLITE_TRANSIENT);
-        ret = run(s, q, "save clock");
-    }
-    if (ret == SAT_OK)
-        ret = run(s, stmt(s, ST_COMMIT), "commit");
+    int ret = run(s, stmt(s, ST_COMMIT), "commit");
     if (ret != SAT_OK)
         rollback(s);
     return ret;
@@ -552,12 +540,16 @@ static int log_field(struct store *s, enum store_kind kind, const struct store_i
                      uint32_t field, struct field_value v)
 {
     sqlite3_stmt *q;
-    struct hlc stamp = hlc_tick(&s->clock, hal_clock_wall_ms(s->hal));
+    struct hlc stamp;
+    int64_t now = hal_clock_wall_ms(s->hal);
     struct field_winner *base = malloc(sizeof *base);
     int ret;
     if (!base)
         return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
     ret = winner_get(s, kind, record, field, base);
+    if (ret == SAT_OK && base->exists)
+        hlc_observe(&s->clock, base->stamp, now); /* the edit follows what it replaces */
+    stamp = hlc_tick(&s->clock, now);
     q = stmt(s, ST_LOG);
     if (ret == SAT_OK && !q)
         ret = sql_fail(s, sqlite3_errcode(s->db), "change log");
@@ -775,17 +767,14 @@ static int load_meta(struct store *s)
         sqlite3_reset(q);
         return sql_fail(s, rc, "read device id");
     }
-    q = stmt(s, ST_META_GET);
-    sqlite3_bind_text(q, 1, "hlc", -1, SQLITE_STATIC);
+    /* The clock starts from this device's last logged stamp (see commit). */
+    q = stmt(s, ST_LAST_STAMP);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "read clock");
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        unsigned long long wall = 0;
-        unsigned long counter = 0;
-        const unsigned char *t = sqlite3_column_text(q, 0);
-        if (t && sscanf((const char *)t, "%llu.%lu", &wall, &counter) == 2) {
-            s->clock.wall_ms = wall;
-            s->clock.counter = (uint32_t)counter;
-        }
+        s->clock.wall_ms = (uint64_t)sqlite3_column_int64(q, 0);
+        s->clock.counter = (uint32_t)sqlite3_column_int64(q, 1);
     }
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "read clock");
