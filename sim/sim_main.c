@@ -41,7 +41,7 @@
 #define SIM_HUB_PORT 7443u
 #define SIM_DAY_EPOCH_MS 1793491200000LL /* 2026-11-01T00:00:00Z */
 #define SIM_FINAL_WINDOW_MS (120u * 60000u) /* back at the base: final syncs */
-#define SIM_FINAL_EVERY_MS (10u * 60000u)
+#define SIM_FINAL_ROUNDS_MIN 4 /* in that window, however long sync_every_min is */
 #define SIM_SAMPLE_MS SCENARIO_SLOT_MS /* one day; a run of d days samples d times less often */
 #define SIM_DAY_MS 86400000ull
 #define SIM_PUMP_MAX 100000
@@ -849,6 +849,16 @@ static void sample(struct world *w, unsigned s)
         w->rep.nsamples = s + 1;
 }
 
+/* How often a tablet back at the base syncs: its usual schedule, but at
+ * least SIM_FINAL_ROUNDS_MIN times before the day's checks (two rounds
+ * are enough for every tablet to push, then pull what the others pushed). */
+static uint64_t final_every(const struct world *w)
+{
+    uint64_t every = (uint64_t)w->sc.p.sync_every_min * 60000u;
+    uint64_t most = SIM_FINAL_WINDOW_MS / SIM_FINAL_ROUNDS_MIN;
+    return every < most ? every : most;
+}
+
 /* Runs the day the scenario has drawn (w->sc.day): from the morning at the
  * base to the evening's final syncs. Overnight nothing happens: the
  * tablets sleep (keeping their sessions), charge, and the report's samples
@@ -879,7 +889,7 @@ static void run_day(struct world *w)
     for (unsigned i = 0; i < w->ntab; i++) {
         w->tab[i].charged_at_ms = w->now;
         w->tab[i].next_final =
-            day + w->sc.p.day_end_ms + (uint64_t)i * 7919u % SIM_FINAL_EVERY_MS;
+            day + w->sc.p.day_end_ms + (uint64_t)i * 7919u % final_every(w);
     }
     while (w->now <= end) {
         uint64_t due;
@@ -889,14 +899,14 @@ static void run_day(struct world *w)
             do_action(w, &w->sc.actions[ai++]);
         while (ei < w->sc.nevents && day + w->sc.events[ei].at_ms <= w->now)
             do_event(w, &w->sc.events[ei++]);
-        /* Back at the base: every tablet syncs every SIM_FINAL_EVERY_MS,
+        /* Back at the base: every tablet syncs on its usual schedule,
          * each at its own offset so the hub is not hit by all at once. */
         for (unsigned i = 0; i < w->ntab; i++) {
             struct tablet *tb = &w->tab[i];
             if (tb->next_final <= w->now) {
                 if (!tb->lost)
                     request_sync(tb);
-                tb->next_final += SIM_FINAL_EVERY_MS;
+                tb->next_final += final_every(w);
             }
         }
         due = pump(w);

@@ -1835,19 +1835,28 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
 {
     char sql[120];
     sqlite3_stmt *q;
+    int64_t rowid;
     int ret;
     if ((int)c->kind < 1 || (int)c->kind > KINDS)
         return SAT_OK;
-    snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO %s(id) VALUES (?1)", kind_table(c->kind));
-    q = prepare_once(s, &s->apply->create[c->kind], sql);
-    if (!q)
-        return sql_fail(s, sqlite3_errcode(s->db), "apply change");
-    bind_id(q, 1, &c->record_id);
-    ret = run(s, q, "apply change");
+    /* The row, made empty on the record's first change (looked up once for
+     * all of a record's fields, which come together). */
+    ret = record_rowid(s, c->kind, &c->record_id, &rowid);
+    if (ret == SAT_OK && rowid < 0) {
+        snprintf(sql, sizeof sql, "INSERT INTO %s(id) VALUES (?1)", kind_table(c->kind));
+        q = prepare_once(s, &s->apply->create[c->kind], sql);
+        if (!q)
+            return sql_fail(s, sqlite3_errcode(s->db), "apply change");
+        bind_id(q, 1, &c->record_id);
+        ret = run(s, q, "apply change");
+        if (ret == SAT_OK)
+            ret = record_rowid(s, c->kind, &c->record_id, &rowid);
+    }
     if (ret != SAT_OK)
         return ret;
     if (v.type == VT_TOMBSTONE) {
-        snprintf(sql, sizeof sql, "UPDATE %s SET deleted = 1 WHERE id = ?1", kind_table(c->kind));
+        snprintf(sql, sizeof sql, "UPDATE %s SET deleted = 1 WHERE rowid = ?1",
+                 kind_table(c->kind));
         q = prepare_once(s, &s->apply->tomb[c->kind], sql);
     } else {
         size_t i;
@@ -1856,7 +1865,7 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
                 break;
         if (i == FIELD_COLS || field_cols[i].type != v.type)
             return SAT_OK; /* kept in field_state only */
-        snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?2 WHERE id = ?1", kind_table(c->kind),
+        snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?2 WHERE rowid = ?1", kind_table(c->kind),
                  field_cols[i].col);
         q = prepare_once(s, &s->apply->set[i], sql);
         if (q) {
@@ -1870,7 +1879,7 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
     }
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "apply change");
-    bind_id(q, 1, &c->record_id);
+    sqlite3_bind_int64(q, 1, rowid);
     return run(s, q, "apply change");
 }
 
