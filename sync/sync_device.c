@@ -2,6 +2,7 @@
 #include "sync_device.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ void sync_device_init(struct sync_device *d, const struct frame_io *io,
                       const struct sync_replica *replica,
                       const uint8_t device_id[SYNC_DEVICE_ID_BYTES], const char *firmware_version)
 {
-    memset(d, 0, sizeof *d);
+    memset(d, 0, offsetof(struct sync_device, rd)); /* not the 200 KiB of buffers */
     d->phase = SYNC_DEV_HELLO;
     d->io = *io;
     d->replica = *replica;

@@ -104,11 +104,14 @@ struct sync_device {
     int err;
     char errmsg[SYNC_ERRMSG_BYTES];
     struct sync_device_stats stats;
+    size_t purge_n;
+    /* Buffers last: sync_device_init clears only what comes before them
+     * (a session starts often; the buffers are written before they are
+     * read). */
     struct frame_reader rd;
     struct frame_writer wr;
     satchel_FieldChange batch[PROTO_BATCH_CHANGES_MAX];
     uint8_t purge[64][SYNC_DEVICE_ID_BYTES];
-    size_t purge_n;
 };
 
 /* Prepares a session over io (already secured) for the device's replica. */

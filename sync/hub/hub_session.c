@@ -2,6 +2,7 @@
 #include "hub_session.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@ void hub_session_init(struct hub_session *s, const struct frame_io *io, struct h
                       const uint8_t peer_id[HUB_ID_BYTES], int64_t (*clock_ms)(void *arg),
                       void *clock_arg)
 {
-    memset(s, 0, sizeof *s);
+    memset(s, 0, offsetof(struct hub_session, rd)); /* not the 200 KiB of buffers */
     s->phase = HUB_SESS_WAIT_HELLO;
     s->io = *io;
     s->store = store;

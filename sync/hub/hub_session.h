@@ -50,9 +50,12 @@ struct hub_session {
     int err;
     char errmsg[HUB_SESSION_ERRMSG_BYTES];
     struct hub_session_stats stats;
+    size_t batch_n;
+    /* Buffers last: hub_session_init clears only what comes before them
+     * (a session starts often; the buffers are written before they are
+     * read). */
     struct frame_reader rd;
     struct frame_writer wr;
-    size_t batch_n;
     satchel_FieldChange batch[PROTO_BATCH_CHANGES_MAX];
 };
 
