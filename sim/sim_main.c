@@ -83,6 +83,8 @@ struct tablet {
     int drv_ready;
     struct device_stats before; /* of the drivers before the last restart */
     struct device_wait wait;    /* what the driver last said it waits for */
+    uint64_t scope_due;         /* check its caseload once it has completed this
+                                 * many syncs (a transfer happened; 0: none due) */
     int poke;                   /* step it at the next pump whatever it waits for */
     uint8_t id[STORE_ID_BYTES];
     char *cert_pem;
@@ -125,6 +127,8 @@ struct world {
     uint64_t start;  /* when the run began */
     uint64_t day_ms; /* when the current day began (its midnight) */
     uint64_t next_sample; /* when the report's next sample is due */
+    unsigned scope_bad;   /* caseload checks after a sync that failed */
+    char scope_first[REPORT_DETAIL_BYTES];
     unsigned nsample;
     struct report rep;
     int verbose;
@@ -707,6 +711,27 @@ static void restart_tablet(struct world *w, struct tablet *t)
 
 static void apply_links(struct world *w);
 
+/* Syncs the tablet has completed, across driver restarts. */
+static uint64_t syncs_done(struct tablet *t)
+{
+    return t->before.sessions_ok + (t->drv_ready ? device_stats(&t->drv)->sessions_ok : 0);
+}
+
+/* A patient moved: each tablet's next sync that starts from now on must
+ * leave it holding only its team's caseload (checked in pump, at once). */
+static void scope_check_after_next_sync(struct world *w)
+{
+    for (unsigned i = 0; i < w->ntab; i++) {
+        struct tablet *t = &w->tab[i];
+        enum device_phase ph = t->drv_ready ? device_phase(&t->drv) : DEVICE_IDLE;
+        /* A session under way started before the move: the one after it. */
+        int busy = ph != DEVICE_IDLE && ph != DEVICE_BACKOFF && ph != DEVICE_REVOKED;
+        uint64_t due = syncs_done(t) + 1 + (uint64_t)busy;
+        if (due > t->scope_due)
+            t->scope_due = due;
+    }
+}
+
 static void do_event(struct world *w, const struct event *e)
 {
     struct tablet *t = e->nurse < w->ntab ? &w->tab[e->nurse] : NULL;
@@ -723,8 +748,10 @@ static void do_event(struct world *w, const struct event *e)
         if (e->patient < w->sc.npatients && w->patient_made[e->patient]) {
             int ret = hub_store_patient_assign(w->hub_store, w->patient_id[e->patient].b,
                                                w->sc.p.team_names[e->team], NULL);
-            if (ret == SAT_OK) /* the scenario's plan follows the patient */
+            if (ret == SAT_OK) { /* the scenario's plan follows the patient */
                 scenario_transfer(&w->sc, e->patient, e->team);
+                scope_check_after_next_sync(w);
+            }
         }
         break;
     case EV_LOSE_TABLET:
@@ -782,6 +809,8 @@ static void advance_to(struct world *w, uint64_t to)
         sim_hal_advance_ms(w->tab[i].sim, d);
 }
 
+static void check_scope_now(struct world *w, struct tablet *t);
+
 /* 1 if stepping the tablet's driver now could do anything: it was poked
  * (a sync request, a restart), its power is off (it must restart), its
  * timer is due, or the socket it waits on is ready (data, room, a reset).
@@ -834,6 +863,10 @@ static uint64_t pump(struct world *w)
             if (ph == DEVICE_REVOKED && !t->wiped) {
                 t->wiped = 1;
                 busy = 1;
+            }
+            if (t->scope_due && syncs_done(t) >= t->scope_due) {
+                t->scope_due = 0;
+                check_scope_now(w, t);
             }
             if (dw.timer_ms != DEVICE_TIMER_NONE) {
                 uint64_t mono = hal_clock_monotonic_ms(t->hal);
@@ -1005,6 +1038,31 @@ static int check_scope(void *arg, const struct store_patient *p)
         }
     }
     return 0;
+}
+
+/* The caseload check right after a tablet's first sync since a transfer
+ * ("no device holds a record outside its caseload after its next sync").
+ * A tablet with writes the hub does not have yet may keep a moved patient
+ * until they are pushed (an edit made during the sync that moved it): the
+ * check then waits for the sync after. */
+static void check_scope_now(struct world *w, struct tablet *t)
+{
+    struct scope_ctx c;
+    struct store_sync_state st;
+    if (t->lost || !t->store)
+        return;
+    memset(&c, 0, sizeof c);
+    c.w = w;
+    c.t = t;
+    store_patient_list(t->store, check_scope, &c);
+    if (c.bad > 0 && store_sync_state(t->store, &st) == SAT_OK && st.last_seq > st.push_acked) {
+        t->scope_due = syncs_done(t) + 1;
+        return;
+    }
+    if (c.bad > 0 && w->scope_bad++ == 0)
+        snprintf(w->scope_first, sizeof w->scope_first, "%s after its sync on day %u at %02u:%02u",
+                 c.first, w->sc.day + 1, (unsigned)(w->now % SIM_DAY_MS / 3600000u),
+                 (unsigned)(w->now % 3600000u / 60000u));
 }
 
 /* The field changes of patients (the only records two nurses edit). */
@@ -1208,8 +1266,13 @@ static void check_invariants(struct world *w, int full)
     inv(w, "every write a nurse was told is saved reached the hub",
         missing == 0 && hs.changes == expected, "%s%s%u tablets", first, first[0] ? "; " : "",
         active);
-    if (!full)
+    if (!full) {
+        /* Checked as the run goes: after each tablet's first sync since a
+         * transfer. */
+        inv(w, "no tablet holds a patient outside its team's caseload after its next sync",
+            w->scope_bad == 0, "%s", w->scope_first);
         return;
+    }
 
     /* 2. All replicas of a team converge. */
     {
@@ -1251,8 +1314,12 @@ static void check_invariants(struct world *w, int full)
                 continue;
             store_patient_list(c.t->store, check_scope, &c);
         }
-        inv(w, "no tablet holds a patient outside its team's caseload", c.bad == 0, "%s",
-            c.first);
+        if (w->scope_bad > 0)
+            inv(w, "no tablet holds a patient outside its team's caseload after its next sync",
+                0, "%s", w->scope_first);
+        else
+            inv(w, "no tablet holds a patient outside its team's caseload after its next sync",
+                c.bad == 0, "%s%s", c.first, c.bad ? " at the end" : "");
     }
 
     /* 4. A revoked tablet holds nothing readable. */
@@ -1367,9 +1434,12 @@ static int run_seed(const struct options *o, const struct scenario_params *p,
         w->rep.ninv = 0;
         check_invariants(w, 0);
         if (!report_ok(&w->rep)) {
-            snprintf(w->rep.inv[0].name, sizeof w->rep.inv[0].name,
-                     "every write a nurse was told is saved reached the hub (day %u)",
-                     w->sc.day + 1);
+            for (unsigned i = 0; i < w->rep.ninv; i++) {
+                struct report_invariant *r = &w->rep.inv[i];
+                size_t len = strlen(r->name);
+                if (!r->ok)
+                    snprintf(r->name + len, sizeof r->name - len, " (day %u)", w->sc.day + 1);
+            }
             break;
         }
         if (scenario_next_day(&w->sc, why, sizeof why) != 0) {
