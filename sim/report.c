@@ -52,7 +52,8 @@ void report_print_summary(FILE *out, const struct report *r)
                 d->writes, d->changes, syncs, d->resumed, d->conflicts, bytes, cuts,
                 d->revoked ? "  (lost, revoked, wiped)" : "");
     }
-    fprintf(out, "hub: %u changes held, %u conflicts recorded\n", r->hub_changes, r->hub_conflicts);
+    fprintf(out, "hub: %u changes held, %u conflicts recorded, %u patients moved\n",
+            r->hub_changes, r->hub_conflicts, r->moved);
     fprintf(out, "invariants:\n");
     for (unsigned i = 0; i < r->ninv; i++)
         fprintf(out, "  %s %s%s%s\n", r->inv[i].ok ? "\xE2\x9C\x93" : "\xE2\x9C\x97",

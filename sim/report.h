@@ -56,6 +56,7 @@ struct report {
     uint64_t sample_every_ms;
     unsigned hub_changes;
     unsigned hub_conflicts;
+    unsigned moved; /* patients transferred between teams */
     unsigned ninv;
     struct report_invariant inv[REPORT_INVARIANTS_MAX];
     char replay[REPORT_REPLAY_BYTES]; /* the command that replays this run */

@@ -717,12 +717,15 @@ static uint64_t syncs_done(struct tablet *t)
     return t->before.sessions_ok + (t->drv_ready ? device_stats(&t->drv)->sessions_ok : 0);
 }
 
-/* A patient moved: each tablet's next sync that starts from now on must
- * leave it holding only its team's caseload (checked in pump, at once). */
-static void scope_check_after_next_sync(struct world *w)
+/* A patient left team `from`: the next sync of each of its tablets that
+ * starts from now on must leave it holding only its team's caseload
+ * (checked in pump, at once; every tablet is checked again at the end). */
+static void scope_check_after_next_sync(struct world *w, uint32_t from)
 {
     for (unsigned i = 0; i < w->ntab; i++) {
         struct tablet *t = &w->tab[i];
+        if (t->team != from)
+            continue;
         enum device_phase ph = t->drv_ready ? device_phase(&t->drv) : DEVICE_IDLE;
         /* A session under way started before the move: the one after it. */
         int busy = ph != DEVICE_IDLE && ph != DEVICE_BACKOFF && ph != DEVICE_REVOKED;
@@ -746,11 +749,14 @@ static void do_event(struct world *w, const struct event *e)
         break;
     case EV_TRANSFER:
         if (e->patient < w->sc.npatients && w->patient_made[e->patient]) {
+            uint32_t from = w->sc.patients[e->patient].team;
             int ret = hub_store_patient_assign(w->hub_store, w->patient_id[e->patient].b,
                                                w->sc.p.team_names[e->team], NULL);
             if (ret == SAT_OK) { /* the scenario's plan follows the patient */
                 scenario_transfer(&w->sc, e->patient, e->team);
-                scope_check_after_next_sync(w);
+                w->rep.moved += from != e->team;
+                if (from != e->team)
+                    scope_check_after_next_sync(w, from);
             }
         }
         break;

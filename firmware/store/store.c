@@ -33,6 +33,7 @@
 /* The store's layout (PRAGMA user_version). 2: per-kind merge state. */
 #define STORE_SCHEMA_VERSION 2
 #define KINDS 5
+#define PURGE_STMTS 10 /* statements that delete a patient's records */
 #define FIELD_MAX 0xffffu /* field numbers fit the low 16 bits of a merge-state key */
 
 #define FS_TABLE(kind)                                                                     \
@@ -178,6 +179,8 @@ struct store {
     sqlite3_stmt *fs_get[KINDS + 1];
     sqlite3_stmt *fs_put[KINDS + 1];
     sqlite3_stmt *rowid_of[KINDS + 1];
+    sqlite3_stmt *purge[PURGE_STMTS]; /* a patient's records, made on first use */
+    sqlite3_stmt *unpushed;           /* hold_for_unpushed's */
     /* The last record whose rowid was looked up (a record's fields come
      * together); forgotten at a rollback or a purge, which may free it. */
     int rid_valid;
@@ -876,6 +879,9 @@ void store_close(struct store *s)
         sqlite3_finalize(s->fs_put[i]);
         sqlite3_finalize(s->rowid_of[i]);
     }
+    for (int i = 0; i < PURGE_STMTS; i++)
+        sqlite3_finalize(s->purge[i]);
+    sqlite3_finalize(s->unpushed);
     apply_stmts_free(s->apply);
     if (s->db)
         sqlite3_close(s->db);
@@ -2023,14 +2029,14 @@ static int purge_patient(struct store *s, const struct store_id *patient)
         "DELETE FROM patient WHERE id = ?1",
     };
     int ret = SAT_OK;
+    _Static_assert(sizeof sql / sizeof sql[0] == PURGE_STMTS, "one slot per purge statement");
     s->rid_valid = 0; /* the rows go, and their rowids may be used again */
     for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++) {
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK)
+        sqlite3_stmt *q = prepare_once(s, &s->purge[i], sql[i]);
+        if (!q)
             return sql_fail(s, sqlite3_errcode(s->db), "purge");
         bind_id(q, 1, patient);
         ret = run(s, q, "purge");
-        sqlite3_finalize(q);
     }
     return ret;
 }
@@ -2164,18 +2170,19 @@ static int hold_for_unpushed(struct store *s, const struct store_id *patient, ui
 {
     static const char sql[] = "SELECT max(seq) FROM change_log WHERE seq > ?2 AND"
                               " (record_id = ?1 OR record_id IN " PATIENT_RECORDS_SQL ")";
-    sqlite3_stmt *q = NULL;
+    sqlite3_stmt *q;
     uint64_t acked, until, held, last = 0;
     int ret = hold_get(s, &acked, &until, &held);
     if (ret != SAT_OK)
         return ret;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+    q = prepare_once(s, &s->unpushed, sql); /* kept: it takes long to plan */
+    if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "look for unpushed changes");
     bind_id(q, 1, patient);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)acked);
     if (sqlite3_step(q) == SQLITE_ROW)
         last = (uint64_t)sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
     if (last == 0)
         return SAT_OK;
     if (until <= acked || cursor < held)
