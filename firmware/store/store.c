@@ -418,7 +418,9 @@ static int record_rowid(struct store *s, enum store_kind kind, const struct stor
         *rowid = s->rid;
         return SAT_OK;
     }
-    snprintf(sql, sizeof sql, "SELECT rowid FROM %s WHERE id = ?1", kind_table(kind));
+    sql[0] = '\0';
+    if (!s->rowid_of[kind]) /* formatted once, when first prepared */
+        snprintf(sql, sizeof sql, "SELECT rowid FROM %s WHERE id = ?1", kind_table(kind));
     q = prepare_once(s, &s->rowid_of[kind], sql);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
@@ -478,7 +480,9 @@ static int fs_stmt(struct store *s, sqlite3_stmt **slots, const char *sql, enum 
     ret = record_rowid(s, kind, record, &rowid);
     if (ret != SAT_OK || rowid < 0)
         return ret;
-    snprintf(text, sizeof text, sql, kind_table(kind));
+    text[0] = '\0';
+    if (!slots[kind]) /* formatted once, when first prepared */
+        snprintf(text, sizeof text, sql, kind_table(kind));
     *out = prepare_once(s, &slots[kind], text);
     if (!*out)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
@@ -899,17 +903,7 @@ static int meta_get_u64(struct store *s, const char *key, uint64_t *out);
 
 int store_adopt_device_id(struct store *s, const struct store_id *id)
 {
-    static const char *const sql[] = {
-        /* Rows with a NULL origin are this device's whatever its id. */
-        "UPDATE change_log SET origin = NULL WHERE origin = ?2",
-        "UPDATE change_log SET base_origin = NULL WHERE base_origin = ?2",
-        "UPDATE fs_patient SET origin = NULL WHERE origin = ?2",
-        "UPDATE fs_visit SET origin = NULL WHERE origin = ?2",
-        "UPDATE fs_observation SET origin = NULL WHERE origin = ?2",
-        "UPDATE fs_note SET origin = NULL WHERE origin = ?2",
-        "UPDATE fs_task SET origin = NULL WHERE origin = ?2",
-        "UPDATE meta SET v = ?1 WHERE k = 'device_id'",
-    };
+    sqlite3_stmt *q;
     uint64_t acked = 0;
     int ret;
     s->errmsg[0] = '\0';
@@ -921,20 +915,17 @@ int store_adopt_device_id(struct store *s, const struct store_id *id)
     if (acked > 0)
         return fail(s, SAT_ERR_STORE_NOT_ALLOWED,
                     "this store already synced as another device: it cannot change identity");
+    /* Only the id itself changes: this device's rows carry a NULL origin,
+     * which means whatever its id is. */
     ret = begin(s);
-    for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++) {
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK) {
-            ret = sql_fail(s, sqlite3_errcode(s->db), "adopt device id");
-            break;
-        }
-        bind_id(q, 1, id);
-        if (sqlite3_bind_parameter_count(q) > 1)
-            bind_id(q, 2, &s->device);
-        ret = run(s, q, "adopt device id");
-        sqlite3_finalize(q);
+    if (ret != SAT_OK)
+        return ret;
+    q = stmt(s, ST_META_SET);
+    if (q) {
+        sqlite3_bind_text(q, 1, "device_id", -1, SQLITE_STATIC);
+        bind_id(q, 2, id);
     }
-    ret = finish(s, ret);
+    ret = finish(s, run(s, q, "adopt device id"));
     if (ret == SAT_OK)
         s->device = *id;
     return ret;
