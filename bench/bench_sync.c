@@ -395,7 +395,7 @@ static int device_open(struct device *d, const char *dir, const struct dev_setup
         snprintf(r->errmsg, sizeof r->errmsg, "device: cannot enrol keys: %s", sat_strerror(ret));
         return ret;
     }
-    ret = store_open(&d->hal, &d->keys, &d->store);
+    ret = store_open(&d->hal, &d->keys, &d->store, NULL);
     if (ret != SAT_OK) {
         snprintf(r->errmsg, sizeof r->errmsg, "device: cannot open the store: %s",
                  sat_strerror(ret));
@@ -781,7 +781,7 @@ static int source_open(struct source *s, const char *dir)
     ret = keys_enrol(&s->keys, DEVICE_PIN, &opts);
     if (ret != SAT_OK)
         return source_fail(s, ret, "enrol keys");
-    ret = store_open(&s->hal, &s->keys, &s->store);
+    ret = store_open(&s->hal, &s->keys, &s->store, NULL);
     if (ret != SAT_OK)
         return source_fail(s, ret, "open its store");
     store_device_id(s->store, &id);

@@ -237,6 +237,18 @@ static int unlock(struct app *a)
 
 static int adopt_provisioned_id(struct app *a);
 
+/* store_open, saying why on stderr when it fails (the store's own reason,
+ * e.g. a layout from a newer build, else the code's text). */
+static int open_caseload(struct app *a, const char *verb)
+{
+    char why[STORE_ERRMSG_BYTES];
+    int ret = store_open(&a->hal, &a->keys, &a->store, why);
+    if (ret != SAT_OK)
+        fprintf(stderr, "satchel: cannot %s the caseload: %s\n", verb,
+                why[0] ? why : sat_strerror(ret));
+    return ret;
+}
+
 static int open_store(struct app *a)
 {
     int rc = open_hal(a);
@@ -245,11 +257,9 @@ static int open_store(struct app *a)
         rc = unlock(a);
     if (rc != EXIT_OK)
         return rc;
-    ret = store_open(&a->hal, &a->keys, &a->store);
-    if (ret != SAT_OK) {
-        fprintf(stderr, "satchel: cannot open the caseload: %s\n", sat_strerror(ret));
+    ret = open_caseload(a, "open");
+    if (ret != SAT_OK)
         return exit_for(ret);
-    }
     return adopt_provisioned_id(a);
 }
 
@@ -451,11 +461,9 @@ static int cmd_enrol(struct app *a, int argc, char **argv)
     pin_wipe(pin);
     if (ret != SAT_OK)
         return report_pin_error(ret, 0);
-    ret = store_open(&a->hal, &a->keys, &a->store);
-    if (ret != SAT_OK) {
-        fprintf(stderr, "satchel: cannot create the caseload: %s\n", sat_strerror(ret));
+    ret = open_caseload(a, "create");
+    if (ret != SAT_OK)
         return exit_for(ret);
-    }
     printf("enrolled: the caseload in %s is encrypted and locked%s\n", a->data_dir,
            eo.recovery_pub ? "; fleet recovery is set up" : "");
     return EXIT_OK;
@@ -1358,10 +1366,8 @@ static int cmd_sync(struct app *a, int argc, char **argv)
     }
     if (rc == EXIT_OK)
         rc = unlock(a);
-    if (rc == EXIT_OK && (ret = store_open(&a->hal, &a->keys, &a->store)) != SAT_OK) {
-        fprintf(stderr, "satchel: cannot open the caseload: %s\n", sat_strerror(ret));
+    if (rc == EXIT_OK && (ret = open_caseload(a, "open")) != SAT_OK)
         rc = exit_for(ret);
-    }
     if (rc == EXIT_OK)
         rc = adopt_provisioned_id(a);
     if (rc == EXIT_OK && !(dev = malloc(sizeof *dev))) {

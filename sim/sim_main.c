@@ -251,7 +251,11 @@ static void hex_id(const uint8_t id[STORE_ID_BYTES], char out[2 * STORE_ID_BYTES
 
 static int tablet_open_store(struct world *w, struct tablet *t)
 {
-    int ret = store_open(t->hal, &t->keys, &t->store);
+    char why[STORE_ERRMSG_BYTES];
+    int ret = store_open(t->hal, &t->keys, &t->store, why);
+    if (ret != SAT_OK)
+        fprintf(stderr, "satchel-sim: %s cannot open its store: %s\n", t->name,
+                why[0] ? why : sat_strerror(ret));
     if (ret == SAT_OK)
         ret = store_adopt_device_id(t->store, (const struct store_id *)t->id);
     (void)w;

@@ -222,7 +222,7 @@ static struct tablet *tablet_open(struct world *w, int i, uint16_t port, unsigne
     for (int k = 0; k < KEYS_STORE_ID_BYTES; k++)
         t->keys.store_id[k] = (uint8_t)(i * 17 + k + 3);
     t->keys.unlocked = 1;
-    assert_int_equal(store_open(&t->posix, &t->keys, &t->store), SAT_OK);
+    assert_int_equal(store_open(&t->posix, &t->keys, &t->store, NULL), SAT_OK);
     store_device_id(t->store, &sid);
     memcpy(t->id, sid.b, sizeof t->id);
     store_id_to_hex(&sid, hex);

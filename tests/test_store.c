@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "record_id.h"
 #include "store_fixture.h"
+#include "vfs_crypt.h"
 
 struct fx {
     struct sim_hal *sim;
@@ -31,7 +34,7 @@ static int setup(void **state)
     f->h = sim_hal_hal(f->sim);
     f->rng = 42;
     fixture_keys(&f->k, f->h, 42);
-    if (store_open(f->h, &f->k, &f->s) != SAT_OK)
+    if (store_open(f->h, &f->k, &f->s, NULL) != SAT_OK)
         return -1;
     *state = f;
     return 0;
@@ -353,7 +356,7 @@ static void test_change_log_stamps_every_field(void **state)
 
     /* The clock survives closing the store. */
     store_close(f->s);
-    assert_int_equal(store_open(f->h, &f->k, &f->s), SAT_OK);
+    assert_int_equal(store_open(f->h, &f->k, &f->s, NULL), SAT_OK);
     snprintf(p.given_name, sizeof p.given_name, "Again");
     assert_int_equal(store_patient_update(f->s, &p), SAT_OK);
     memset(&lc, 0, sizeof lc);
@@ -452,11 +455,79 @@ static void test_plaintext_never_reaches_storage(void **state)
     scan_all(f, markers, &files, &hits, &wal);
     assert_true(wal);
     assert_int_equal(hits, 0);
-    assert_int_equal(store_open(f->h, &f->k, &f->s), SAT_OK);
+    assert_int_equal(store_open(f->h, &f->k, &f->s, NULL), SAT_OK);
     assert_int_equal(store_check_integrity(f->s), SAT_OK);
     scan_all(f, markers, &files, &hits, &wal);
     assert_int_equal(hits, 0);
     free(n);
+}
+
+/* Sets the store's layout number behind its back, through the VFS with the
+ * store's own key, as a build with another layout would have left it. */
+static void set_layout(struct fx *f, int version)
+{
+    uint8_t key[VFS_CRYPT_KEY_BYTES];
+    struct vfs_crypt *v = NULL;
+    sqlite3 *db = NULL;
+    char sql[160];
+    assert_int_equal(store_file_key(&f->k, key), SAT_OK);
+    assert_int_equal(vfs_crypt_register(f->h, key, f->k.store_id, &v), SAT_OK);
+    assert_int_equal(sqlite3_open_v2(STORE_DB_NAME, &db, SQLITE_OPEN_READWRITE,
+                                     vfs_crypt_name(v)),
+                     SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA user_version=%d;",
+             version);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    vfs_crypt_unregister(v);
+    memset(key, 0, sizeof key);
+}
+
+static void test_layout_from_another_build_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct store_patient p;
+    struct store_patient got;
+    char why[STORE_ERRMSG_BYTES];
+    static const struct {
+        int version;
+        const char *says;
+    } other[] = {
+        { 3, "it has layout 3, made by a newer build (this one reads layout 2)" },
+        { 1000, "it has layout 1000, made by a newer build" },
+        { 0, "it was made by an early development build" },
+    };
+
+    fixture_patient(&f->rng, &p, "");
+    assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+    store_close(f->s);
+    f->s = NULL;
+
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        set_layout(f, other[i].version);
+        strcpy(why, "untouched");
+        assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_ERR_STORE_SQL);
+        assert_null(f->s);
+        assert_non_null(strstr(why, other[i].says));
+        assert_null(strchr(why, '\n')); /* one line */
+    }
+    /* The refusals wrote nothing: back at this build's layout the store
+     * opens with its patient, and a success leaves why empty. */
+    set_layout(f, 2);
+    assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_OK);
+    assert_string_equal(why, "");
+    assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
+    assert_string_equal(got.nhs_number, p.nhs_number);
+    assert_int_equal(store_check_integrity(f->s), SAT_OK);
+
+    /* A locked key set cannot open anything, and says so. */
+    store_close(f->s);
+    f->s = NULL;
+    f->k.unlocked = 0;
+    assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_ERR_KEYS_LOCKED);
+    assert_null(f->s);
+    f->k.unlocked = 1;
 }
 
 int main(void)
@@ -467,6 +538,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log_stamps_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plaintext_never_reaches_storage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_layout_from_another_build_is_refused, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

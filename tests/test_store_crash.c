@@ -48,7 +48,7 @@ static int tamper_setup(void **state)
         return -1;
     f->h = sim_hal_hal(f->sim);
     fixture_keys(&f->k, f->h, 7);
-    if (store_open(f->h, &f->k, &s) != SAT_OK)
+    if (store_open(f->h, &f->k, &s, NULL) != SAT_OK)
         return -1;
     for (int i = 0; i < TAMPER_PATIENTS; i++) {
         struct store_patient p;
@@ -116,7 +116,7 @@ static int open_and_read_all(struct tamper_fx *f)
 {
     struct store *s = NULL;
     struct read_all ra = { NULL, 0, 0 };
-    int ret = store_open(f->h, &f->k, &s);
+    int ret = store_open(f->h, &f->k, &s, NULL);
     if (ret != SAT_OK)
         return ret;
     ra.s = s;
@@ -202,7 +202,7 @@ static void test_wrong_key_reads_nothing(void **state)
     struct store *s = NULL;
     fixture_keys(&other, f->h, 8);
     memcpy(other.store_id, f->k.store_id, sizeof other.store_id);
-    assert_int_equal(store_open(f->h, &other, &s), SAT_ERR_STORE_CORRUPT);
+    assert_int_equal(store_open(f->h, &other, &s, NULL), SAT_ERR_STORE_CORRUPT);
 }
 
 /* ---- power-cut sweep ---------------------------------------------------- */
@@ -331,7 +331,7 @@ static void test_power_cut_sweep(void **state)
         struct store *s = NULL;
         assert_int_equal(sim_hal_new(&sim, 1, FIXTURE_WALL_START_MS), SAT_OK);
         fixture_keys(&k, sim_hal_hal(sim), 1);
-        assert_int_equal(store_open(sim_hal_hal(sim), &k, &s), SAT_OK);
+        assert_int_equal(store_open(sim_hal_hal(sim), &k, &s, NULL), SAT_OK);
         assert_int_equal(run_workload(s, 1, r), SWEEP_STEPS);
         for (int i = 0; i < SWEEP_STEPS; i++)
             assert_true(r[i].ok);
@@ -356,7 +356,7 @@ static void test_power_cut_sweep(void **state)
             h = sim_hal_hal(sim);
             fixture_keys(&k, h, 1);
             sim_hal_cut_at(sim, cut);
-            if (store_open(h, &k, &s) == SAT_OK) {
+            if (store_open(h, &k, &s, NULL) == SAT_OK) {
                 attempted = run_workload(s, 1, r);
             }
             store_close(s);
@@ -366,7 +366,7 @@ static void test_power_cut_sweep(void **state)
             sim_hal_power_on(sim);
             cut_points++;
 
-            ret = store_open(h, &k, &s);
+            ret = store_open(h, &k, &s, NULL);
             if (ret != SAT_OK)
                 fail_msg("seed %llu cut at op %llu: store does not reopen: %s",
                          (unsigned long long)seed, (unsigned long long)cut, sat_strerror(ret));

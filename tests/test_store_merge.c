@@ -40,7 +40,7 @@ static int open_device(struct device *d, uint64_t seed)
     if (sim_hal_new(&d->sim, seed, FIXTURE_WALL_START_MS) != SAT_OK)
         return -1;
     fixture_keys(&d->k, sim_hal_hal(d->sim), seed);
-    return store_open(sim_hal_hal(d->sim), &d->k, &d->s) == SAT_OK ? 0 : -1;
+    return store_open(sim_hal_hal(d->sim), &d->k, &d->s, NULL) == SAT_OK ? 0 : -1;
 }
 
 static int setup(void **state)
@@ -223,7 +223,7 @@ static void test_skewed_clock_still_orders_causally(void **state)
     /* B restarts in between: its clock comes back from its own last
      * stamp, a day behind A's, and the edit must still follow A's. */
     store_close(p->b.s);
-    assert_int_equal(store_open(sim_hal_hal(p->b.sim), &p->b.k, &p->b.s), SAT_OK);
+    assert_int_equal(store_open(sim_hal_hal(p->b.sim), &p->b.k, &p->b.s, NULL), SAT_OK);
     set_address(&p->b, &id, "later, slow clock");
     copy_changes(p, &p->b, &p->a);
     assert_int_equal(store_patient_get(p->a.s, &id, &got), SAT_OK);
@@ -364,7 +364,7 @@ static void test_adopt_provisioned_device_id(void **state)
     assert_int_equal(oc.bad, 0);
     /* Survives reopening; and after a push the identity is fixed. */
     store_close(p->a.s);
-    assert_int_equal(store_open(sim_hal_hal(p->a.sim), &p->a.k, &p->a.s), SAT_OK);
+    assert_int_equal(store_open(sim_hal_hal(p->a.sim), &p->a.k, &p->a.s, NULL), SAT_OK);
     store_device_id(p->a.s, &dev);
     assert_memory_equal(&dev, &oc.want, sizeof dev);
     assert_int_equal(store_set_push_acked(p->a.s, 1), SAT_OK);

@@ -134,7 +134,7 @@ static int open_tablet(struct tablet *t, uint64_t seed)
     if (sim_hal_new(&t->sim, seed, FIXTURE_WALL_START_MS) != SAT_OK)
         return -1;
     fixture_keys(&t->k, sim_hal_hal(t->sim), seed);
-    if (store_open(sim_hal_hal(t->sim), &t->k, &t->s) != SAT_OK)
+    if (store_open(sim_hal_hal(t->sim), &t->k, &t->s, NULL) != SAT_OK)
         return -1;
     t->glue.hal = sim_hal_hal(t->sim);
     t->glue.keys = &t->k;

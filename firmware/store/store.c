@@ -719,15 +719,15 @@ static int check_layout(struct store *s)
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_OK)
-        return sql_fail(s, rc, "open the caseload");
+        return sql_fail(s, rc, "read its layout");
     if (version == 0 && tables > 0)
         return fail(s, SAT_ERR_STORE_SQL,
-                    "open the caseload: it was made by an early development build whose layout "
+                    "it was made by an early development build whose layout "
                     "this build cannot read (export it with that build, or sync it and enrol "
                     "again)");
     if (version > STORE_SCHEMA_VERSION)
         return fail(s, SAT_ERR_STORE_SQL,
-                    "open the caseload: it has layout %d, made by a newer build (this one "
+                    "it has layout %d, made by a newer build (this one "
                     "reads layout %d)", version, STORE_SCHEMA_VERSION);
     if (version == STORE_SCHEMA_VERSION)
         return SAT_OK;
@@ -740,7 +740,7 @@ static int check_layout(struct store *s)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        int ret = sql_fail(s, rc, "create the caseload");
+        int ret = sql_fail(s, rc, "create its tables");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return ret;
     }
@@ -787,24 +787,39 @@ static int load_meta(struct store *s)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "read clock");
 }
 
-int store_open(const struct hal *h, const struct keys *k, struct store **out)
+_Static_assert(VFS_CRYPT_KEY_BYTES == 32, "store.h promises a 32-byte file key");
+
+int store_file_key(const struct keys *k, uint8_t key[VFS_CRYPT_KEY_BYTES])
 {
     static const unsigned char info[] = "satchel store v1";
+    if (!k->unlocked)
+        return SAT_ERR_KEYS_LOCKED;
+    /* A key for the store alone, so the DEK can serve other purposes. */
+    if (mbedtls_hkdf(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), k->store_id,
+                     sizeof k->store_id, k->dek, sizeof k->dek, info, sizeof info - 1, key,
+                     VFS_CRYPT_KEY_BYTES) != 0)
+        return SAT_ERR_KEYS_CRYPTO;
+    return SAT_OK;
+}
+
+int store_open(const struct hal *h, const struct keys *k, struct store **out,
+               char why[STORE_ERRMSG_BYTES])
+{
     uint8_t key[VFS_CRYPT_KEY_BYTES];
     struct store *s;
-    int ret = SAT_ERR_KEYS_CRYPTO;
+    int ret;
     int rc;
 
+    if (why)
+        why[0] = '\0';
     if (!k->unlocked)
         return SAT_ERR_KEYS_LOCKED;
     s = calloc(1, sizeof *s);
     if (!s)
         return SAT_ERR_NO_MEMORY;
     s->hal = h;
-    /* A key for the store alone, so the DEK can serve other purposes. */
-    if (mbedtls_hkdf(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), k->store_id,
-                     sizeof k->store_id, k->dek, sizeof k->dek, info, sizeof info - 1, key,
-                     sizeof key) != 0)
+    ret = store_file_key(k, key);
+    if (ret != SAT_OK)
         goto exit;
     ret = vfs_crypt_register(h, key, k->store_id, &s->vfs);
     if (ret != SAT_OK)
@@ -812,7 +827,7 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
     rc = sqlite3_open_v2(STORE_DB_NAME, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                          vfs_crypt_name(s->vfs));
     if (rc != SQLITE_OK) {
-        ret = sql_fail(s, rc, "open the caseload");
+        ret = sql_fail(s, rc, "open its database");
         goto exit;
     }
     sqlite3_extended_result_codes(s->db, 1);
@@ -848,12 +863,12 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
         sqlite3_finalize(q);
         if (rc == SQLITE_OK && !wal) {
             ret = fail(s, SAT_ERR_STORE_SQL,
-                       "open the caseload: SQLite would not use its write-ahead log");
+                       "SQLite would not use its write-ahead log");
             goto exit;
         }
     }
     if (rc != SQLITE_OK) {
-        ret = sql_fail(s, rc, "open the caseload");
+        ret = sql_fail(s, rc, "set up its database");
         goto exit;
     }
     ret = check_layout(s);
@@ -863,6 +878,8 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out)
 exit:
     mbedtls_platform_zeroize(key, sizeof key);
     if (ret != SAT_OK) {
+        if (why)
+            snprintf(why, STORE_ERRMSG_BYTES, "%s", s->errmsg);
         store_close(s);
         return ret;
     }

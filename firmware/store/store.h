@@ -167,8 +167,15 @@ struct store;
 
 /* Opens (creating if needed) the store of the device behind h with the data
  * key in k, which must be unlocked (else SAT_ERR_KEYS_LOCKED). The store
- * keeps a pointer to h, not to k. */
-int store_open(const struct hal *h, const struct keys *k, struct store **out);
+ * keeps a pointer to h, not to k. On failure, why (if not NULL) gets the
+ * one-line reason, e.g. that the store was made by a newer build. */
+int store_open(const struct hal *h, const struct keys *k, struct store **out,
+               char why[STORE_ERRMSG_BYTES]);
+
+/* The key the store's files are sealed under (vfs_crypt), derived from the
+ * unlocked DEK in k: for tools and tests that open the database through
+ * vfs_crypt themselves. The caller wipes it. */
+int store_file_key(const struct keys *k, uint8_t key[32]);
 
 /* Closes the database and wipes the key material. NULL is ignored. */
 void store_close(struct store *s);
