@@ -127,6 +127,9 @@ struct world {
     uint64_t start;  /* when the run began */
     uint64_t day_ms; /* when the current day began (its midnight) */
     uint64_t next_sample; /* when the report's next sample is due */
+    uint32_t *moved;      /* the patients ever moved between teams */
+    size_t nmoved;
+    size_t moved_cap;
     unsigned scope_bad;   /* caseload checks after a sync that failed */
     char scope_first[REPORT_DETAIL_BYTES];
     unsigned nsample;
@@ -522,6 +525,7 @@ static void teardown(struct world *w)
     free(w->tab);
     free(w->patient_id);
     free(w->patient_made);
+    free(w->moved);
     scenario_free(&w->sc);
 }
 
@@ -739,6 +743,20 @@ static void scope_check_after_next_sync(struct world *w, uint32_t from)
     }
 }
 
+/* Remembers a moved patient for the caseload checks after syncs. */
+static void note_moved(struct world *w, uint32_t patient)
+{
+    for (size_t i = 0; i < w->nmoved; i++)
+        if (w->moved[i] == patient)
+            return;
+    if (w->nmoved == w->moved_cap) {
+        size_t cap = w->moved_cap ? 2 * w->moved_cap : 64;
+        w->moved = grow(w->moved, w->moved_cap, cap, sizeof *w->moved);
+        w->moved_cap = cap;
+    }
+    w->moved[w->nmoved++] = patient;
+}
+
 static void do_event(struct world *w, const struct event *e)
 {
     struct tablet *t = e->nurse < w->ntab ? &w->tab[e->nurse] : NULL;
@@ -759,8 +777,10 @@ static void do_event(struct world *w, const struct event *e)
             if (ret == SAT_OK) { /* the scenario's plan follows the patient */
                 scenario_transfer(&w->sc, e->patient, e->team);
                 w->rep.moved += from != e->team;
-                if (from != e->team)
+                if (from != e->team) {
+                    note_moved(w, e->patient);
                     scope_check_after_next_sync(w, from);
+                }
             }
         }
         break;
@@ -1035,6 +1055,8 @@ struct scope_ctx {
     char first[64];
 };
 
+/* A patient on c->t that the hub says is not its team's (the check at the
+ * run's end, over every patient of every tablet). */
 static int check_scope(void *arg, const struct store_patient *p)
 {
     struct scope_ctx *c = arg;
@@ -1051,27 +1073,42 @@ static int check_scope(void *arg, const struct store_patient *p)
 }
 
 /* The caseload check right after a tablet's first sync since a transfer
- * ("no device holds a record outside its caseload after its next sync").
- * A tablet with writes the hub does not have yet may keep a moved patient
- * until they are pushed (an edit made during the sync that moved it): the
- * check then waits for the sync after. */
+ * ("no device holds a record outside its caseload after its next sync"):
+ * does the tablet hold a patient that was moved and is now, by the hub's
+ * word, another team's? (Only a move puts a patient outside a tablet's
+ * caseload; the check at the run's end goes over every patient of every
+ * tablet.) A tablet with writes the hub does not have yet may keep a moved
+ * patient until they are pushed (an edit made during the sync that moved
+ * it): the check then waits for the sync after. */
 static void check_scope_now(struct world *w, struct tablet *t)
 {
-    struct scope_ctx c;
     struct store_sync_state st;
+    unsigned bad = 0;
+    char first[64] = "";
     if (t->lost || !t->store)
         return;
-    memset(&c, 0, sizeof c);
-    c.w = w;
-    c.t = t;
-    store_patient_list(t->store, check_scope, &c);
-    if (c.bad > 0 && store_sync_state(t->store, &st) == SAT_OK && st.last_seq > st.push_acked) {
+    for (size_t i = 0; i < w->nmoved; i++) {
+        const struct store_id *id = &w->patient_id[w->moved[i]];
+        char team[HUB_TEAM_BYTES];
+        struct store_patient p;
+        if (hub_store_patient_team(w->hub_store, id->b, team) == SAT_OK &&
+            strcmp(team, w->sc.p.team_names[t->team]) == 0)
+            continue;
+        if (store_patient_get(t->store, id, &p) != SAT_OK)
+            continue;
+        if (bad++ == 0) {
+            char hex[STORE_ID_HEX_BYTES];
+            store_id_to_hex(id, hex);
+            snprintf(first, sizeof first, "%s holds patient %.8s", t->name, hex);
+        }
+    }
+    if (bad > 0 && store_sync_state(t->store, &st) == SAT_OK && st.last_seq > st.push_acked) {
         t->scope_due = syncs_done(t) + 1;
         return;
     }
-    if (c.bad > 0 && w->scope_bad++ == 0)
+    if (bad > 0 && w->scope_bad++ == 0)
         snprintf(w->scope_first, sizeof w->scope_first, "%s after its sync on day %u at %02u:%02u",
-                 c.first, w->sc.day + 1, (unsigned)(w->now % SIM_DAY_MS / 3600000u),
+                 first, w->sc.day + 1, (unsigned)(w->now % SIM_DAY_MS / 3600000u),
                  (unsigned)(w->now % 3600000u / 60000u));
 }
 
@@ -1411,6 +1448,21 @@ static void replay_command(const struct options *o, uint64_t seed, char *out, si
              (unsigned long long)seed, devices, days, bug);
 }
 
+/* Progress of a run of many days, on stderr: on a terminal one line,
+ * redrawn after each day; in a log a line every tenth of the run. */
+static void day_progress(unsigned done, unsigned days, int last)
+{
+    static int tty = -1;
+    unsigned every = days >= SWEEP_LOG_LINES ? days / SWEEP_LOG_LINES : 1;
+    if (tty < 0)
+        tty = isatty(fileno(stderr));
+    if (tty)
+        fprintf(stderr, "\rsatchel-sim: day %u of %u%s", done, days, last ? "\n" : "");
+    else if (done % every == 0 || last)
+        fprintf(stderr, "satchel-sim: day %u of %u%s\n", done, days,
+                last && done < days ? ", stopped" : "");
+}
+
 /* Runs one seed. Returns 1 if every invariant held. */
 static int run_seed(const struct options *o, const struct scenario_params *p,
                     const struct event *extra, size_t nextra, uint64_t seed, int print)
@@ -1452,6 +1504,8 @@ static int run_seed(const struct options *o, const struct scenario_params *p,
             }
             break;
         }
+        if (print)
+            day_progress(w->sc.day + 1, p->days, 0);
         if (scenario_next_day(&w->sc, why, sizeof why) != 0) {
             fprintf(stderr, "satchel-sim: %s\n", why);
             exit(2);
@@ -1459,6 +1513,8 @@ static int run_seed(const struct options *o, const struct scenario_params *p,
         grow_patients(w);
     }
     w->rep.days_run = w->sc.day + 1;
+    if (print && p->days > 1)
+        day_progress(w->rep.days_run, p->days, 1);
     fill_report(w);
     if (report_ok(&w->rep)) {
         w->rep.ninv = 0;
@@ -1500,7 +1556,8 @@ static const char usage_text[] =
     "  --days N              N days in a row (default 1, or the file's \"days\"): the\n"
     "                        caseload, stores and TLS sessions carry over; a power\n"
     "                        cut and a transfer every day, the tablet lost on the\n"
-    "                        last; each evening every saved write must be at the hub\n"
+    "                        last; each evening every saved write must be at the hub;\n"
+    "                        progress (day N of M) goes to stderr\n"
     "  --report FILE         the HTML report (default satchel-sim-report.html for\n"
     "                        one seed; none for a sweep unless given)\n"
     "  --quiet               no HTML report, summary only\n"

@@ -372,6 +372,143 @@ static void test_adopt_provisioned_device_id(void **state)
     assert_int_equal(store_adopt_device_id(p->a.s, &dev), SAT_ERR_STORE_NOT_ALLOWED);
 }
 
+/* A pulled batch gives the same replica however it is cut into calls of
+ * store_apply_changes and in whatever order its changes come: records new
+ * to the replica are written whole once their run of changes ends, which
+ * may span calls, be interrupted by another record's changes, or start
+ * with a tombstone. */
+static void test_batch_applies_the_same_however_cut(void **state)
+{
+    struct pair *p = *state;
+    struct store_id pa = add_patient(&p->a, 31);
+    struct store_id pb = add_patient(&p->a, 32);
+    struct store_visit v;
+    struct store_obs o[3];
+    struct store_note *n = calloc(1, sizeof *n);
+    struct store_task t;
+    struct batch *shuffled = calloc(1, sizeof *shuffled);
+    uint8_t want[32];
+    uint64_t rng = 7;
+    static const size_t cuts[] = { 1, 2, 3, 5, 13, 32, MAX_CHANGES };
+
+    assert_non_null(n);
+    assert_non_null(shuffled);
+    assert_int_equal(store_visit_start(p->a.s, &pa, "leg ulcer dressing", &v), SAT_OK);
+    for (int i = 0; i < 3; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].patient_id = i == 2 ? pb : pa;
+        o[i].has_visit = i != 2; /* pb's is taken outside the visit */
+        o[i].visit_id = v.id;
+        o[i].has_amends = i == 1; /* a correction of the first */
+        o[i].amends = o[0].id;
+        fixture_vitals(&rng, &o[i].vitals);
+        assert_int_equal(store_obs_add(p->a.s, &o[i]), SAT_OK);
+    }
+    n->patient_id = pa;
+    n->has_visit = 1;
+    n->visit_id = v.id;
+    snprintf(n->text, sizeof n->text, "wound smaller; dressing changed");
+    assert_int_equal(store_note_add(p->a.s, n), SAT_OK);
+    memset(&t, 0, sizeof t);
+    t.patient_id = pb;
+    snprintf(t.title, sizeof t.title, "order dressings");
+    assert_int_equal(store_task_add(p->a.s, &t), SAT_OK);
+    assert_int_equal(store_task_done(p->a.s, &t.id), SAT_OK);
+    assert_int_equal(store_visit_end(p->a.s, &v.id, &v), SAT_OK);
+    assert_int_equal(store_delete(p->a.s, STORE_KIND_TASK, &t.id), SAT_OK);
+    set_address(&p->a, &pb, "2 Heol Newydd");
+    assert_int_equal(store_content_hash(p->a.s, want), SAT_OK);
+
+    p->batch.n = 0;
+    assert_int_equal(store_changes(p->a.s, 0, 0, collect, &p->batch), SAT_OK);
+    assert_true(p->batch.n > 40);
+    /* The same changes in a seeded random order (each keeps its text,
+     * which stays in p->batch). */
+    *shuffled = p->batch;
+    for (size_t i = shuffled->n - 1; i > 0; i--) {
+        size_t j = (size_t)(fixture_next(&rng) % (i + 1));
+        struct store_change c = shuffled->c[i];
+        shuffled->c[i] = shuffled->c[j];
+        shuffled->c[j] = c;
+    }
+    for (int order = 0; order < 2; order++) {
+        const struct batch *b = order == 0 ? &p->batch : shuffled;
+        for (size_t ci = 0; ci < sizeof cuts / sizeof cuts[0]; ci++) {
+            struct device d;
+            struct store_apply_result r = { 0, 0, 0, 0 };
+            uint8_t got[32];
+            struct store_obs back;
+            memset(&d, 0, sizeof d);
+            assert_int_equal(open_device(&d, 100 + (uint64_t)(order * 10) + ci), 0);
+            assert_int_equal(store_apply_begin(d.s), SAT_OK);
+            for (size_t off = 0; off < b->n; off += cuts[ci]) {
+                size_t len = b->n - off < cuts[ci] ? b->n - off : cuts[ci];
+                assert_int_equal(store_apply_changes(d.s, &b->c[off], len, &r), SAT_OK);
+            }
+            assert_int_equal(store_apply_commit(d.s, NULL, 0, 0, &r), SAT_OK);
+            assert_int_equal(r.applied, b->n);
+            assert_int_equal(r.conflicts, 0);
+            assert_int_equal(store_content_hash(d.s, got), SAT_OK);
+            assert_memory_equal(got, want, sizeof want);
+            assert_int_equal(store_obs_get(d.s, &o[2].id, &back), SAT_OK);
+            assert_memory_equal(&back.vitals, &o[2].vitals, sizeof back.vitals);
+            assert_int_equal(store_check_integrity(d.s), SAT_OK);
+            /* Again, all at once: nothing new. */
+            memset(&r, 0, sizeof r);
+            assert_int_equal(store_apply_remote(d.s, b->c, b->n, NULL, 0, 0, &r), SAT_OK);
+            assert_int_equal(r.applied, 0);
+            assert_int_equal(r.stale, b->n);
+            store_close(d.s);
+            sim_hal_free(d.sim);
+        }
+    }
+    /* Two batches, the first ending in the middle of a record's run: its
+     * commit writes what it has (a restart in between forgets the rest). */
+    for (size_t cut = 1; cut < p->batch.n; cut += 6) {
+        struct device d;
+        struct store_apply_result r = { 0, 0, 0, 0 };
+        uint8_t got[32];
+        memset(&d, 0, sizeof d);
+        assert_int_equal(open_device(&d, 200 + cut), 0);
+        assert_int_equal(store_apply_remote(d.s, p->batch.c, cut, NULL, 0, 0, &r), SAT_OK);
+        store_close(d.s); /* the tablet restarts between the two */
+        d.s = NULL;
+        assert_int_equal(store_open(sim_hal_hal(d.sim), &d.k, &d.s, NULL), SAT_OK);
+        assert_int_equal(store_apply_remote(d.s, p->batch.c + cut, p->batch.n - cut, NULL, 0, 0,
+                                            &r),
+                         SAT_OK);
+        assert_int_equal(store_content_hash(d.s, got), SAT_OK);
+        assert_memory_equal(got, want, sizeof want);
+        store_close(d.s);
+        sim_hal_free(d.sim);
+    }
+    /* A batch given up halfway leaves nothing behind, pending rows included. */
+    {
+        struct device d;
+        struct store_apply_result r = { 0, 0, 0, 0 };
+        uint8_t empty[32];
+        uint8_t got[32];
+        memset(&d, 0, sizeof d);
+        assert_int_equal(open_device(&d, 99), 0);
+        assert_int_equal(store_content_hash(d.s, empty), SAT_OK);
+        assert_int_equal(store_apply_begin(d.s), SAT_OK);
+        assert_int_equal(store_apply_changes(d.s, p->batch.c, p->batch.n / 2, &r), SAT_OK);
+        store_apply_abort(d.s);
+        assert_int_equal(store_content_hash(d.s, got), SAT_OK);
+        assert_memory_equal(got, empty, sizeof empty);
+        memset(&r, 0, sizeof r);
+        assert_int_equal(store_apply_remote(d.s, p->batch.c, p->batch.n, NULL, 0, 0, &r),
+                         SAT_OK);
+        assert_int_equal(r.applied, p->batch.n);
+        assert_int_equal(store_content_hash(d.s, got), SAT_OK);
+        assert_memory_equal(got, want, sizeof want);
+        store_close(d.s);
+        sim_hal_free(d.sim);
+    }
+    free(shuffled);
+    free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_batch_applies_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_ack_never_goes_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_provisioned_device_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_applies_the_same_however_cut, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

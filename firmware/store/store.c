@@ -406,7 +406,11 @@ static const char *kind_table(enum store_kind kind);
 
 static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const char *sql);
 
-/* The rowid of a record in its kind's table: *rowid, or -1 if there is no
+static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
+                      int64_t *rowid);
+
+/* The rowid of a record in its kind's table (or the one it will have, for
+ * a pending row, see struct pending_row): *rowid, or -1 if there is no
  * such row (yet). */
 static int record_rowid(struct store *s, enum store_kind kind, const struct store_id *record,
                         int64_t *rowid)
@@ -418,6 +422,8 @@ static int record_rowid(struct store *s, enum store_kind kind, const struct stor
         *rowid = s->rid;
         return SAT_OK;
     }
+    if (pend_rowid(s, kind, record, rowid))
+        return SAT_OK;
     sql[0] = '\0';
     if (!s->rowid_of[kind]) /* formatted once, when first prepared */
         snprintf(sql, sizeof sql, "SELECT rowid FROM %s WHERE id = ?1", kind_table(kind));
@@ -1811,25 +1817,62 @@ static const struct field_col field_cols[] = {
 #define FIELD_COLS (sizeof field_cols / sizeof field_cols[0])
 #define KINDS 5
 
-/* Prepared on first use: one UPDATE per mapped column, one row-creating
- * INSERT and one tombstone UPDATE per kind. */
+/* A pulled record this replica has never had, while its run of changes
+ * is merged: the winning values are gathered and written by one INSERT
+ * when the run ends (pend_flush: at another record's change, or at the
+ * batch's commit; a run may span calls of store_apply_changes, so values
+ * are copied), not as an empty row and then an UPDATE per field (each a
+ * rewrite of the row, and of an index entry for some columns). Its rowid
+ * is chosen up front, as SQLite would (the largest + 1), since the merge
+ * state is keyed by it. */
+struct pending_row {
+    int active;
+    enum store_kind kind;
+    struct store_id id;
+    int64_t rowid;
+    int deleted;
+    uint64_t set; /* bit i: vals[i] holds field_cols[i] */
+    struct field_value vals[FIELD_COLS];
+    char *text[FIELD_COLS];           /* owned copies of text values */
+    struct store_id blob[FIELD_COLS]; /* copies of id values */
+};
+_Static_assert(FIELD_COLS <= 64, "pending_row.set has a bit per mapped column");
+/* INSERTs kept per kind: a kind's new records differ in their optional
+ * columns (an amended observation, a note outside a visit). */
+#define PEND_INSERTS 4
+
+/* Prepared on first use: one UPDATE per mapped column, one tombstone
+ * UPDATE per kind, and per kind the INSERTs of pending rows (one for each
+ * of the last PEND_INSERTS sets of columns) and the lookup of the next
+ * rowid. */
 struct apply_stmts {
     sqlite3_stmt *set[FIELD_COLS];
-    sqlite3_stmt *create[KINDS + 1];
     sqlite3_stmt *tomb[KINDS + 1];
+    struct {
+        uint64_t set;
+        sqlite3_stmt *q;
+    } insert[KINDS + 1][PEND_INSERTS];
+    unsigned insert_next[KINDS + 1]; /* the slot to reuse next */
+    sqlite3_stmt *next_rowid[KINDS + 1];
+    struct pending_row pend;
 };
 
 static const char *kind_table(enum store_kind kind);
+
+static void pend_clear(struct pending_row *pr);
 
 static void apply_stmts_free(struct apply_stmts *a)
 {
     if (!a)
         return;
+    pend_clear(&a->pend);
     for (size_t i = 0; i < FIELD_COLS; i++)
         sqlite3_finalize(a->set[i]);
     for (size_t i = 0; i <= KINDS; i++) {
-        sqlite3_finalize(a->create[i]);
         sqlite3_finalize(a->tomb[i]);
+        for (size_t j = 0; j < PEND_INSERTS; j++)
+            sqlite3_finalize(a->insert[i][j].q);
+        sqlite3_finalize(a->next_rowid[i]);
     }
     free(a);
 }
@@ -1844,52 +1887,204 @@ static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const ch
     return *slot;
 }
 
-/* Writes a winning remote value into its record row. */
+/* The mapped column of a field of a kind, or FIELD_COLS if it has none. */
+static size_t field_col_of(enum store_kind kind, uint32_t field)
+{
+    size_t i;
+    for (i = 0; i < FIELD_COLS; i++)
+        if (field_cols[i].kind == kind && field_cols[i].field == field)
+            break;
+    return i;
+}
+
+/* Binds a field's value to one parameter of a record-row statement. */
+static void bind_column(sqlite3_stmt *q, int idx, struct field_value v)
+{
+    if (v.type == VT_TEXT)
+        sqlite3_bind_text(q, idx, v.text, -1, SQLITE_TRANSIENT);
+    else if (v.type == VT_BLOB)
+        bind_id(q, idx, v.blob);
+    else
+        sqlite3_bind_int64(q, idx, v.i);
+}
+
+/* 1 and its rowid if record is the pending row (not yet in its table). */
+static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
+                      int64_t *rowid)
+{
+    const struct pending_row *pr = s->apply ? &s->apply->pend : NULL;
+    if (!pr || !pr->active || pr->kind != kind || memcmp(&pr->id, record, sizeof *record) != 0)
+        return 0;
+    *rowid = pr->rowid;
+    return 1;
+}
+
+/* Forgets the pending row (written, or its batch given up). */
+static void pend_clear(struct pending_row *pr)
+{
+    for (size_t i = 0; i < FIELD_COLS; i++) {
+        free(pr->text[i]);
+        pr->text[i] = NULL;
+    }
+    pr->active = 0;
+    pr->set = 0;
+}
+
+/* Keeps a winning value for the pending row's column i. */
+static int pend_set(struct store *s, size_t i, struct field_value v)
+{
+    struct pending_row *pr = &s->apply->pend;
+    if (v.type == VT_TEXT) {
+        size_t n = strlen(v.text) + 1;
+        char *copy = malloc(n);
+        if (!copy)
+            return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+        memcpy(copy, v.text, n);
+        free(pr->text[i]);
+        pr->text[i] = copy;
+        v.text = copy;
+    } else if (v.type == VT_BLOB) {
+        pr->blob[i] = *v.blob;
+        v.blob = &pr->blob[i];
+    }
+    pr->vals[i] = v;
+    pr->set |= (uint64_t)1 << i;
+    return SAT_OK;
+}
+
+static int pend_insert(struct store *s);
+
+/* Writes the pending row, if any, as one INSERT. */
+static int pend_flush(struct store *s)
+{
+    int ret;
+    if (!s->apply || !s->apply->pend.active)
+        return SAT_OK;
+    ret = pend_insert(s);
+    pend_clear(&s->apply->pend);
+    return ret;
+}
+
+static int pend_insert(struct store *s)
+{
+    struct pending_row *pr = &s->apply->pend;
+    sqlite3_stmt **slot = NULL;
+    sqlite3_stmt *q;
+    int idx = 4;
+    for (size_t j = 0; j < PEND_INSERTS && !slot; j++)
+        if (s->apply->insert[pr->kind][j].q && s->apply->insert[pr->kind][j].set == pr->set)
+            slot = &s->apply->insert[pr->kind][j].q;
+    if (!slot) {
+        char cols[512];
+        char params[256];
+        char sql[900];
+        size_t nc = 0, np = 0;
+        int n = 4;
+        for (size_t i = 0; i < FIELD_COLS; i++) {
+            if (!(pr->set >> i & 1))
+                continue;
+            nc += (size_t)snprintf(cols + nc, sizeof cols - nc, ", %s", field_cols[i].col);
+            np += (size_t)snprintf(params + np, sizeof params - np, ", ?%d", n++);
+        }
+        cols[nc] = params[np] = '\0';
+        snprintf(sql, sizeof sql, "INSERT INTO %s(rowid, id, deleted%s) VALUES (?1, ?2, ?3%s)",
+                 kind_table(pr->kind), cols, params);
+        unsigned j = s->apply->insert_next[pr->kind]++ % PEND_INSERTS;
+        slot = &s->apply->insert[pr->kind][j].q;
+        sqlite3_finalize(*slot);
+        *slot = NULL;
+        s->apply->insert[pr->kind][j].set = pr->set;
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
+            SQLITE_OK)
+            return sql_fail(s, sqlite3_errcode(s->db), "apply change");
+    }
+    q = *slot;
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    sqlite3_bind_int64(q, 1, pr->rowid);
+    bind_id(q, 2, &pr->id);
+    sqlite3_bind_int(q, 3, pr->deleted);
+    for (size_t i = 0; i < FIELD_COLS; i++)
+        if (pr->set >> i & 1)
+            bind_column(q, idx++, pr->vals[i]);
+    return run(s, q, "apply change");
+}
+
+/* Starts a pending row for a record this replica does not have. */
+static int pend_start(struct store *s, enum store_kind kind, const struct store_id *id)
+{
+    struct pending_row *pr = &s->apply->pend;
+    char sql[80];
+    sqlite3_stmt *q;
+    int rc;
+    sql[0] = '\0';
+    if (!s->apply->next_rowid[kind]) /* formatted once, when first prepared */
+        snprintf(sql, sizeof sql, "SELECT coalesce(max(rowid), 0) + 1 FROM %s",
+                 kind_table(kind));
+    q = prepare_once(s, &s->apply->next_rowid[kind], sql);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "apply change");
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return sql_fail(s, rc, "apply change");
+    }
+    pr->rowid = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    pr->active = 1;
+    pr->kind = kind;
+    pr->id = *id;
+    pr->deleted = 0;
+    pr->set = 0;
+    /* The merge state finds the record's rowid before its row is written. */
+    s->rid_valid = 1;
+    s->rid_kind = kind;
+    s->rid_id = *id;
+    s->rid = pr->rowid;
+    return SAT_OK;
+}
+
+/* Writes a winning remote value into its record row (or the pending row of
+ * a record new to this replica). */
 static int apply_to_record(struct store *s, const struct store_change *c, struct field_value v)
 {
+    struct pending_row *pr = &s->apply->pend;
     char sql[120];
     sqlite3_stmt *q;
     int64_t rowid;
+    size_t i;
     int ret;
     if ((int)c->kind < 1 || (int)c->kind > KINDS)
         return SAT_OK;
-    /* The row, made empty on the record's first change (looked up once for
-     * all of a record's fields, which come together). */
-    ret = record_rowid(s, c->kind, &c->record_id, &rowid);
-    if (ret == SAT_OK && rowid < 0) {
-        snprintf(sql, sizeof sql, "INSERT INTO %s(id) VALUES (?1)", kind_table(c->kind));
-        q = prepare_once(s, &s->apply->create[c->kind], sql);
-        if (!q)
-            return sql_fail(s, sqlite3_errcode(s->db), "apply change");
-        bind_id(q, 1, &c->record_id);
-        ret = run(s, q, "apply change");
+    if (!(pr->active && pr->kind == c->kind &&
+          memcmp(&pr->id, &c->record_id, sizeof pr->id) == 0)) {
+        ret = pend_flush(s); /* another record's run ended */
         if (ret == SAT_OK)
             ret = record_rowid(s, c->kind, &c->record_id, &rowid);
+        if (ret == SAT_OK && rowid < 0)
+            ret = pend_start(s, c->kind, &c->record_id);
+        if (ret != SAT_OK)
+            return ret;
     }
-    if (ret != SAT_OK)
-        return ret;
+    i = v.type == VT_TOMBSTONE ? FIELD_COLS : field_col_of(c->kind, c->field);
+    if (v.type != VT_TOMBSTONE && (i == FIELD_COLS || field_cols[i].type != v.type))
+        return SAT_OK; /* kept in the merge state only */
+    if (pr->active) {
+        if (v.type != VT_TOMBSTONE)
+            return pend_set(s, i, v);
+        pr->deleted = 1;
+        return SAT_OK;
+    }
     if (v.type == VT_TOMBSTONE) {
         snprintf(sql, sizeof sql, "UPDATE %s SET deleted = 1 WHERE rowid = ?1",
                  kind_table(c->kind));
         q = prepare_once(s, &s->apply->tomb[c->kind], sql);
     } else {
-        size_t i;
-        for (i = 0; i < FIELD_COLS; i++)
-            if (field_cols[i].kind == c->kind && field_cols[i].field == c->field)
-                break;
-        if (i == FIELD_COLS || field_cols[i].type != v.type)
-            return SAT_OK; /* kept in field_state only */
         snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?2 WHERE rowid = ?1", kind_table(c->kind),
                  field_cols[i].col);
         q = prepare_once(s, &s->apply->set[i], sql);
-        if (q) {
-            if (v.type == VT_TEXT)
-                sqlite3_bind_text(q, 2, v.text, -1, SQLITE_TRANSIENT);
-            else if (v.type == VT_BLOB)
-                bind_id(q, 2, v.blob);
-            else
-                sqlite3_bind_int64(q, 2, v.i);
-        }
+        if (q)
+            bind_column(q, 2, v);
     }
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "apply change");
@@ -2140,6 +2335,7 @@ void store_apply_abort(struct store *s)
     if (!s->applying)
         return;
     s->applying = 0;
+    pend_clear(&s->apply->pend);
     rollback(s);
 }
 
@@ -2210,7 +2406,8 @@ int store_apply_commit(struct store *s, const struct store_id *purge, size_t npu
     if (!s->applying)
         return fail(s, SAT_ERR_INVALID, "no pulled batch is being applied");
     s->errmsg[0] = '\0';
-    if (npurge > 0)
+    ret = pend_flush(s);
+    if (ret == SAT_OK && npurge > 0)
         ret = meta_get_u64(s, "pull_cursor", &cursor);
     for (size_t i = 0; ret == SAT_OK && i < npurge; i++) {
         ret = hold_for_unpushed(s, &purge[i], cursor);
