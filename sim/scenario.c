@@ -29,9 +29,13 @@ static int say(char *why, size_t len, const char *fmt, ...) __attribute__((forma
 static int say(char *why, size_t len, const char *fmt, ...)
 {
     va_list ap;
+    size_t n;
     va_start(ap, fmt);
     vsnprintf(why, len, fmt, ap);
     va_end(ap);
+    n = strlen(why); /* one line, even when a library's message ends in one */
+    while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' '))
+        why[--n] = '\0';
     return -1;
 }
 

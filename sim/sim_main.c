@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1568,6 +1569,22 @@ static const char usage_text[] =
     "Exit status: 0 every invariant held, 1 an invariant failed (the replay\n"
     "command is printed), 2 usage error or the simulation could not run.\n";
 
+/* A seed: decimal digits only (strtoull would take "-1" as 2^64 - 1);
+ * *end is left after them. 1 if there was one that fits in 64 bits. */
+static int parse_seed(const char *s, char **end, uint64_t *out)
+{
+    unsigned long long v;
+    *end = (char *)s;
+    if (*s < '0' || *s > '9')
+        return 0;
+    errno = 0;
+    v = strtoull(s, end, 10);
+    if (errno == ERANGE)
+        return 0;
+    *out = v;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1593,16 +1610,15 @@ int main(int argc, char **argv)
         switch (c) {
         case 's': o.scenario = optarg; break;
         case 'S':
-            o.seed_from = o.seed_to = strtoull(optarg, &end, 10);
-            if (!*optarg || *end) {
+            if (!parse_seed(optarg, &end, &o.seed_from) || *end) {
                 fprintf(stderr, "satchel-sim: --seed wants a number, not '%s'\n", optarg);
                 return 2;
             }
+            o.seed_to = o.seed_from;
             break;
         case 'R':
-            if (sscanf(optarg, "%llu-%llu", (unsigned long long *)&o.seed_from,
-                       (unsigned long long *)&o.seed_to) != 2 ||
-                o.seed_to < o.seed_from) {
+            if (!parse_seed(optarg, &end, &o.seed_from) || *end != '-' ||
+                !parse_seed(end + 1, &end, &o.seed_to) || *end || o.seed_to < o.seed_from) {
                 fprintf(stderr, "satchel-sim: --seeds wants A-B with A <= B, not '%s'\n", optarg);
                 return 2;
             }

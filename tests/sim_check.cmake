@@ -1,13 +1,14 @@
 # sim_check.cmake - satchel-sim checks run by ctest.
 #   MODE=determinism: the same seed twice gives identical output and report
-#     bytes; another seed gives different output.
+#     bytes; another seed gives different output; bad input exits 2.
 #   MODE=catches: the faulty build with --inject-bug BUG must fail (exit 1)
 #     and print the command that replays it.
 #   MODE=sweep: --seeds SEEDS must pass.
-#   MODE=days: --days 3 passes, says so and replays byte for byte; a scenario
-#     file's event on day 2 happens (and only there); an event past the
-#     run's last day is refused; with the faulty build (FAULTY) a lost write
-#     fails the first evening's check and the replay command keeps --days.
+#   MODE=days: --days 4 passes, says so (progress on stderr) and replays byte
+#     for byte; a scenario file's event on day 2 happens (and only there); an
+#     event past the run's last day is refused; with the faulty build
+#     (FAULTY) a lost write fails the first evening's check and the replay
+#     command keeps --days.
 cmake_policy(SET CMP0053 NEW)
 string(REPLACE "|" ";" EMULATOR "${EMULATOR}")
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -18,6 +19,7 @@ function(sim outvar rcvar)
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   message("$ ${ARGN}\n-> ${rc}\n${out}")
   set(${outvar} "${out}" PARENT_SCOPE)
+  set(${outvar}_err "${err}" PARENT_SCOPE)
   set(${rcvar} "${rc}" PARENT_SCOPE)
 endfunction()
 
@@ -42,6 +44,13 @@ if(MODE STREQUAL "determinism")
   if(NOT html MATCHES "<svg" OR html MATCHES "https?://[a-z]")
     message(FATAL_ERROR "the report must hold inline plots and load nothing from the network")
   endif()
+  # Bad input: exit 2 and one line that says what was wrong.
+  foreach(bad "--seed;-1" "--seeds;3-1" "--seeds;-1-3" "--days;0" "--scenario;missing.json")
+    sim(u rc ${PROGRAM} ${bad} --quiet)
+    if(NOT rc EQUAL 2 OR NOT u_err MATCHES "^satchel-sim: [^\n]+\n$")
+      message(FATAL_ERROR "'${bad}' must exit 2 with a one-line reason, got ${rc}: ${u_err}")
+    endif()
+  endforeach()
 elseif(MODE STREQUAL "catches")
   sim(out rc ${PROGRAM} --seed 42 --quiet --inject-bug ${BUG})
   if(NOT rc EQUAL 1 OR NOT out MATCHES "FAILED: replay with: satchel-sim-faulty --scenario day-of-visits --seed 42 --inject-bug ${BUG}")
@@ -60,6 +69,9 @@ elseif(MODE STREQUAL "days")
   sim(b rc ${PROGRAM} --seed 5 --days 4 --quiet)
   if(NOT a STREQUAL b)
     message(FATAL_ERROR "the same seed over 4 days gave different output")
+  endif()
+  if(NOT a_err MATCHES "satchel-sim: day 1 of 4\n.*satchel-sim: day 4 of 4\n")
+    message(FATAL_ERROR "a run of days must show its progress on stderr: ${a_err}")
   endif()
   # The nurse works every day (6-10 visits a day); a patient moves each
   # day (the old team's tablets purge it: the caseload invariant holds).
