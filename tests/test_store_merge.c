@@ -462,6 +462,30 @@ static void test_batch_applies_the_same_however_cut(void **state)
             sim_hal_free(d.sim);
         }
     }
+    /* A new record's changes in one run, newest first: pb's address was
+     * written twice, and the older write, coming second, must lose to the
+     * newer one though the record is still pending. */
+    {
+        struct device d;
+        struct batch *rev = calloc(1, sizeof *rev);
+        struct store_apply_result r = { 0, 0, 0, 0 };
+        struct store_patient got;
+        assert_non_null(rev);
+        for (size_t i = p->batch.n; i-- > 0;)
+            if (p->batch.c[i].kind == STORE_KIND_PATIENT &&
+                memcmp(&p->batch.c[i].record_id, &pb, sizeof pb) == 0)
+                rev->c[rev->n++] = p->batch.c[i];
+        memset(&d, 0, sizeof d);
+        assert_int_equal(open_device(&d, 300), 0);
+        assert_int_equal(store_apply_remote(d.s, rev->c, rev->n, NULL, 0, 0, &r), SAT_OK);
+        assert_int_equal(r.stale, 1);
+        assert_int_equal(r.applied, rev->n - 1);
+        assert_int_equal(store_patient_get(d.s, &pb, &got), SAT_OK);
+        assert_string_equal(got.address, "2 Heol Newydd");
+        store_close(d.s);
+        sim_hal_free(d.sim);
+        free(rev);
+    }
     /* Two batches, the first ending in the middle of a record's run: its
      * commit writes what it has (a restart in between forgets the rest). */
     for (size_t cut = 1; cut < p->batch.n; cut += 6) {

@@ -1825,6 +1825,7 @@ static const struct field_col field_cols[] = {
  * rewrite of the row, and of an index entry for some columns). Its rowid
  * is chosen up front, as SQLite would (the largest + 1), since the merge
  * state is keyed by it. */
+#define PEND_PUT_MAX 64
 struct pending_row {
     int active;
     enum store_kind kind;
@@ -1835,6 +1836,10 @@ struct pending_row {
     struct field_value vals[FIELD_COLS];
     char *text[FIELD_COLS];           /* owned copies of text values */
     struct store_id blob[FIELD_COLS]; /* copies of id values */
+    /* The fields whose merge state this batch has written: the record being
+     * new, nothing else is there to look up (pend_fresh). */
+    uint32_t put[PEND_PUT_MAX];
+    size_t nput; /* PEND_PUT_MAX + 1: too many to track, look them up */
 };
 _Static_assert(FIELD_COLS <= 64, "pending_row.set has a bit per mapped column");
 /* INSERTs kept per kind: a kind's new records differ in their optional
@@ -1917,6 +1922,40 @@ static int pend_rowid(const struct store *s, enum store_kind kind, const struct 
         return 0;
     *rowid = pr->rowid;
     return 1;
+}
+
+/* 1 if field of the record has no merge state for certain: the record is
+ * the pending row (new to this replica) and this batch has not written the
+ * field's state yet. */
+static int pend_fresh(const struct store *s, enum store_kind kind,
+                      const struct store_id *record, uint32_t field)
+{
+    int64_t rowid;
+    const struct pending_row *pr;
+    if (!pend_rowid(s, kind, record, &rowid))
+        return 0;
+    pr = &s->apply->pend;
+    if (pr->nput > PEND_PUT_MAX)
+        return 0;
+    for (size_t i = 0; i < pr->nput; i++)
+        if (pr->put[i] == field)
+            return 0;
+    return 1;
+}
+
+/* Notes that the pending row's field now has merge state. */
+static void pend_note_put(struct store *s, enum store_kind kind, const struct store_id *record,
+                          uint32_t field)
+{
+    int64_t rowid;
+    struct pending_row *pr;
+    if (!pend_rowid(s, kind, record, &rowid))
+        return;
+    pr = &s->apply->pend;
+    if (pr->nput < PEND_PUT_MAX)
+        pr->put[pr->nput++] = field;
+    else
+        pr->nput = PEND_PUT_MAX + 1;
 }
 
 /* Forgets the pending row (written, or its batch given up). */
@@ -2036,6 +2075,7 @@ static int pend_start(struct store *s, enum store_kind kind, const struct store_
     pr->id = *id;
     pr->deleted = 0;
     pr->set = 0;
+    pr->nput = 0;
     /* The merge state finds the record's rowid before its row is written. */
     s->rid_valid = 1;
     s->rid_kind = kind;
@@ -2174,8 +2214,9 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
         return fail(s, SAT_ERR_STORE_INVALID, "malformed change (kind %d, type %d)",
                     (int)c->kind, c->value_type);
     hlc_observe(&s->clock, stamp, hal_clock_wall_ms(s->hal));
-    ret = winner_get(s, c->kind, &c->record_id, c->field, w);
-    if (ret != SAT_OK)
+    if (pend_fresh(s, c->kind, &c->record_id, c->field))
+        w->exists = 0;
+    else if ((ret = winner_get(s, c->kind, &c->record_id, c->field, w)) != SAT_OK)
         return ret;
     wins = !w->exists || stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) > 0;
     if (w->exists && stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) == 0) {
@@ -2199,8 +2240,10 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
     ret = apply_to_record(s, c, v);
     if (ret == SAT_OK)
         ret = winner_put(s, c->kind, &c->record_id, c->field, v, stamp, &c->origin_device);
-    if (ret == SAT_OK)
+    if (ret == SAT_OK) {
+        pend_note_put(s, c->kind, &c->record_id, c->field);
         r->applied++;
+    }
     return ret;
 }
 
