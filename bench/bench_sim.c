@@ -86,6 +86,7 @@ int main(int argc, char **argv)
     int year = 0;
     double base = 0;
     double multi;
+    double year8 = 0;
     snprintf(sim, sizeof sim, "satchel-sim");
     {
         char self[4000]; /* leaves room in sim[] for the suffix */
@@ -112,7 +113,7 @@ int main(int argc, char **argv)
             printf("Usage: bench_sim [--quick] [--year] [--sim PATH]\n"
                    "Times satchel-sim on the default scenario: one day with 8, 64 and 512\n"
                    "tablets, then 8 tablets over 30 days (--quick: up to 64 tablets, and\n"
-                   "7 days; --year: also 10 tablets over 365 days, about a minute or two)\n"
+                   "7 days; --year: also 8 and 10 tablets over 365 days, a few minutes)\n"
                    "and prints simulated device-days per second.\n");
             return 0;
         } else {
@@ -142,10 +143,15 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "sim_8_devices_%u_days", long_days);
     multi = figure(sim, name, 8, long_days);
     printf("sim_8_devices_%u_days_vs_one_day_throughput: %.2fx\n", long_days, multi / base);
-    if (year)
+    if (year) { /* a year: the target's 8 tablets, and a 10-nurse service */
+        year8 = figure(sim, "sim_8_devices_365_days", 8, 365);
         figure(sim, "sim_10_devices_365_days", 10, 365);
+    }
     printf("target_ge_50_device_days_per_s_at_8_one_day: %s\n", base >= 50 ? "yes" : "no");
     printf("target_ge_50_device_days_per_s_at_8_over_%u_days: %s\n", long_days,
            multi >= 50 ? "yes" : "no");
+    if (year)
+        printf("target_ge_50_device_days_per_s_at_8_over_365_days: %s\n",
+               year8 >= 50 ? "yes" : "no");
     return 0;
 }
