@@ -1049,12 +1049,25 @@ static void inv(struct world *w, const char *name, int ok, const char *fmt, ...)
     va_end(ap);
 }
 
+#define SCOPE_FIRST_BYTES 64
+
 struct scope_ctx {
     struct world *w;
     struct tablet *t;
     unsigned bad;
-    char first[64];
+    char first[SCOPE_FIRST_BYTES];
 };
+
+/* Counts a patient t holds outside its caseload; the first is named. */
+static void scope_note(unsigned *bad, char first[SCOPE_FIRST_BYTES], const struct tablet *t,
+                       const struct store_id *patient)
+{
+    char hex[STORE_ID_HEX_BYTES];
+    if ((*bad)++ > 0)
+        return;
+    store_id_to_hex(patient, hex);
+    snprintf(first, SCOPE_FIRST_BYTES, "%s holds patient %.8s", t->name, hex);
+}
 
 /* A patient on c->t that the hub says is not its team's (the check at the
  * run's end, over every patient of every tablet). */
@@ -1064,11 +1077,7 @@ static int check_scope(void *arg, const struct store_patient *p)
     char team[HUB_TEAM_BYTES];
     if (hub_store_patient_team(c->w->hub_store, p->id.b, team) != SAT_OK ||
         strcmp(team, c->w->sc.p.team_names[c->t->team]) != 0) {
-        if (c->bad++ == 0) {
-            char hex[STORE_ID_HEX_BYTES];
-            store_id_to_hex(&p->id, hex);
-            snprintf(c->first, sizeof c->first, "%s holds patient %.8s", c->t->name, hex);
-        }
+        scope_note(&c->bad, c->first, c->t, &p->id);
     }
     return 0;
 }
@@ -1085,7 +1094,7 @@ static void check_scope_now(struct world *w, struct tablet *t)
 {
     struct store_sync_state st;
     unsigned bad = 0;
-    char first[64] = "";
+    char first[SCOPE_FIRST_BYTES] = "";
     if (t->lost || !t->store)
         return;
     for (size_t i = 0; i < w->nmoved; i++) {
@@ -1097,11 +1106,7 @@ static void check_scope_now(struct world *w, struct tablet *t)
             continue;
         if (store_patient_get(t->store, id, &p) != SAT_OK)
             continue;
-        if (bad++ == 0) {
-            char hex[STORE_ID_HEX_BYTES];
-            store_id_to_hex(id, hex);
-            snprintf(first, sizeof first, "%s holds patient %.8s", t->name, hex);
-        }
+        scope_note(&bad, first, t, id);
     }
     if (bad > 0 && store_sync_state(t->store, &st) == SAT_OK && st.last_seq > st.push_acked) {
         t->scope_due = syncs_done(t) + 1;

@@ -1913,15 +1913,24 @@ static void bind_column(sqlite3_stmt *q, int idx, struct field_value v)
         sqlite3_bind_int64(q, idx, v.i);
 }
 
-/* 1 and its rowid if record is the pending row (not yet in its table). */
+/* The pending row if it is record's (not yet in its table), else NULL. */
+static struct pending_row *pend_of(const struct store *s, enum store_kind kind,
+                                   const struct store_id *record)
+{
+    struct pending_row *pr = s->apply ? &s->apply->pend : NULL;
+    if (!pr || !pr->active || pr->kind != kind || memcmp(&pr->id, record, sizeof *record) != 0)
+        return NULL;
+    return pr;
+}
+
+/* 1 and its rowid if record is the pending row. */
 static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
                       int64_t *rowid)
 {
-    const struct pending_row *pr = s->apply ? &s->apply->pend : NULL;
-    if (!pr || !pr->active || pr->kind != kind || memcmp(&pr->id, record, sizeof *record) != 0)
-        return 0;
-    *rowid = pr->rowid;
-    return 1;
+    const struct pending_row *pr = pend_of(s, kind, record);
+    if (pr)
+        *rowid = pr->rowid;
+    return pr != NULL;
 }
 
 /* 1 if field of the record has no merge state for certain: the record is
@@ -1930,12 +1939,8 @@ static int pend_rowid(const struct store *s, enum store_kind kind, const struct 
 static int pend_fresh(const struct store *s, enum store_kind kind,
                       const struct store_id *record, uint32_t field)
 {
-    int64_t rowid;
-    const struct pending_row *pr;
-    if (!pend_rowid(s, kind, record, &rowid))
-        return 0;
-    pr = &s->apply->pend;
-    if (pr->nput > PEND_PUT_MAX)
+    const struct pending_row *pr = pend_of(s, kind, record);
+    if (!pr || pr->nput > PEND_PUT_MAX)
         return 0;
     for (size_t i = 0; i < pr->nput; i++)
         if (pr->put[i] == field)
@@ -1947,11 +1952,9 @@ static int pend_fresh(const struct store *s, enum store_kind kind,
 static void pend_note_put(struct store *s, enum store_kind kind, const struct store_id *record,
                           uint32_t field)
 {
-    int64_t rowid;
-    struct pending_row *pr;
-    if (!pend_rowid(s, kind, record, &rowid))
+    struct pending_row *pr = pend_of(s, kind, record);
+    if (!pr)
         return;
-    pr = &s->apply->pend;
     if (pr->nput < PEND_PUT_MAX)
         pr->put[pr->nput++] = field;
     else
