@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <mbedtls/platform_util.h>
+#include <sqlite3.h>
 
 #include "device.h"
 #include "hub_server.h"
@@ -1606,6 +1607,14 @@ int main(int argc, char **argv)
     size_t nextra = 0;
     char why[SCENARIO_ERRMSG_BYTES];
     int c;
+    /* The whole run is one thread: SQLite needs no mutexes, and no
+     * memory statistics (kept under a mutex at every allocation). Before
+     * any other SQLite call, as sqlite3_config requires. */
+    if (sqlite3_config(SQLITE_CONFIG_SINGLETHREAD) != SQLITE_OK ||
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK) {
+        fprintf(stderr, "satchel-sim: cannot set SQLite up for one thread\n");
+        return 1;
+    }
     memset(&o, 0, sizeof o);
     o.scenario = "day-of-visits";
     o.seed_from = o.seed_to = 42;

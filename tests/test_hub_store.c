@@ -433,7 +433,30 @@ static void test_foreign_origin_and_bad_changes_refused(void **state)
     add_text(&f->batch, DEV_B, PAT_2, KIND_PATIENT, 3, 3000, "Bea");
     set_blob(batch_add(&f->batch, DEV_B, VISIT_1, KIND_VISIT, 2, 3001), PAT_2);
     assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    /* The same within one batch: a new record's next change (the hub has
+     * looked the record up once) of another kind, or naming another
+     * patient; and a known record's. */
+    batch_start(&f->batch, 1);
+    set_blob(batch_add(&f->batch, DEV_B, VISIT_2, KIND_VISIT, 2, 3000), PAT_1);
+    set_int(batch_add(&f->batch, DEV_B, VISIT_2, KIND_VISIT, 3, 3001), 1700000001000);
+    add_text(&f->batch, DEV_B, VISIT_2, KIND_TASK, 4, 3002, "a task?");
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    assert_non_null(strstr(hub_store_errmsg(f->hub), "change 2: the record is a kind"));
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_2, KIND_PATIENT, 3, 3000, "Bea");
+    set_blob(batch_add(&f->batch, DEV_B, VISIT_2, KIND_VISIT, 2, 3001), PAT_1);
+    set_int(batch_add(&f->batch, DEV_B, VISIT_2, KIND_VISIT, 3, 3002), 1700000001000);
+    set_blob(batch_add(&f->batch, DEV_B, VISIT_2, KIND_VISIT, 2, 3003), PAT_2);
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    assert_non_null(strstr(hub_store_errmsg(f->hub), "change 3: a record cannot move"));
+    batch_start(&f->batch, 1);
+    set_int(batch_add(&f->batch, DEV_B, VISIT_1, KIND_VISIT, 3, 3000), 1700000002000);
+    add_text(&f->batch, DEV_B, VISIT_1, KIND_VISIT, 5, 3001, "wound care");
+    set_blob(batch_add(&f->batch, DEV_B, VISIT_1, KIND_VISIT, 2, 3002), PAT_2);
+    assert_int_equal(push(f, DEV_B, &r), SAT_ERR_HUB_BAD_CHANGE);
+    assert_non_null(strstr(hub_store_errmsg(f->hub), "change 2: a record cannot move"));
     assert_int_equal(stats(f).changes, 8);
+    assert_int_equal(stats(f).records, 3);
     assert_int_equal(acked(f, DEV_B), 0);
 
     /* A device the hub does not know. */

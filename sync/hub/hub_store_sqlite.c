@@ -922,18 +922,23 @@ static int may_write(struct hub_sqlite *h, const struct hub_device *dev,
 }
 
 /* Pass 1: new patients in the batch join the device's team; known ones
- * must be writable by it (may_write). */
+ * must be writable by it (may_write). A patient's changes come together:
+ * the next change of the patient just checked or added is not looked at
+ * again. */
 static int push_patients(struct hub_sqlite *h, const struct hub_device *dev,
                          const satchel_FieldChange *ch, size_t n, const int *held)
 {
+    const uint8_t *done = NULL;
     for (size_t i = 0; i < n; i++) {
         const satchel_FieldChange *c = &ch[i];
         uint8_t patient[HUB_ID_BYTES];
         char team[HUB_TEAM_BYTES];
         int kind, ret;
         sqlite3_stmt *q;
-        if (held[i] || !is_patient(c))
+        if (held[i] || !is_patient(c) ||
+            (done && memcmp(done, c->record_id, HUB_ID_BYTES) == 0))
             continue;
+        done = c->record_id;
         ret = record_get(h, c->record_id, &kind, patient);
         if (ret == SAT_OK) {
             if (kind != satchel_RecordKind_RECORD_KIND_PATIENT)
@@ -976,55 +981,97 @@ static const uint8_t *batch_patient_of(const satchel_FieldChange *ch, size_t n,
     return NULL;
 }
 
+/* What pass 2 looked up for a record: a record's changes come together in
+ * a batch, and within the push's transaction its kind, patient, team and
+ * the device's right to write to it cannot change, so the next change of
+ * the same record is checked against this instead of the database. */
+struct push_record {
+    int valid;
+    uint8_t id[HUB_ID_BYTES];
+    int kind;
+    uint8_t patient[HUB_ID_BYTES];
+    char team[HUB_TEAM_BYTES];
+};
+
+/* Change i (of record r) keeps the record's kind and patient. */
+static int push_change_fits(struct hub_sqlite *h, const satchel_FieldChange *c, size_t i,
+                            const struct push_record *r)
+{
+    if (r->kind != (int)c->kind)
+        return fail(h, SAT_ERR_HUB_BAD_CHANGE,
+                    "change %zu: the record is a kind %d, not a kind %d", i, r->kind,
+                    (int)c->kind);
+    if (names_patient(c) && memcmp(c->value.value.blob.bytes, r->patient, HUB_ID_BYTES) != 0)
+        return fail(h, SAT_ERR_HUB_BAD_CHANGE,
+                    "change %zu: a record cannot move to another patient", i);
+    return SAT_OK;
+}
+
+/* Looks up (and, if new, adds) the record change i writes and checks that
+ * dev may write to it; fills *r. */
+static int push_record_load(struct hub_sqlite *h, const struct hub_device *dev,
+                            const satchel_FieldChange *ch, size_t n, size_t i,
+                            struct push_record *r)
+{
+    const satchel_FieldChange *c = &ch[i];
+    int known, writable, ret;
+    r->valid = 0;
+    ret = record_get(h, c->record_id, &r->kind, r->patient);
+    if (ret != SAT_OK && ret != SAT_ERR_NOT_FOUND)
+        return ret;
+    known = ret == SAT_OK;
+    if (!known) {
+        const uint8_t *p = batch_patient_of(ch, n, c->record_id);
+        if (!p)
+            return fail(h, SAT_ERR_HUB_OUT_OF_SCOPE,
+                        "change %zu: the record is new and the batch does not say whose "
+                        "it is (patient_id): nothing from the batch was stored",
+                        i);
+        memcpy(r->patient, p, HUB_ID_BYTES);
+        r->kind = (int)c->kind;
+    }
+    ret = push_change_fits(h, c, i, r);
+    if (ret != SAT_OK)
+        return ret;
+    ret = patient_team_get(h, r->patient, r->team);
+    if (ret == SAT_ERR_HUB_UNKNOWN_RECORD)
+        return out_of_scope(h, i, r->patient, "is unknown to the hub, so not in", dev);
+    if (ret == SAT_OK)
+        ret = may_write(h, dev, r->patient, r->team, &writable);
+    if (ret != SAT_OK)
+        return ret;
+    if (!writable)
+        return out_of_scope(h, i, r->patient, "is not in", dev);
+    if (!known) {
+        ret = record_insert(h, c->record_id, (int)c->kind, r->patient);
+        if (ret != SAT_OK)
+            return ret;
+    }
+    memcpy(r->id, c->record_id, HUB_ID_BYTES);
+    r->valid = 1;
+    return SAT_OK;
+}
+
 /* Pass 2: every new change, in batch order. */
 static int push_changes(struct hub_sqlite *h, const struct hub_device *dev,
                         const satchel_FieldChange *ch, size_t n, const int *held,
                         struct hub_push_result *res)
 {
+    struct push_record r = { 0 };
     for (size_t i = 0; i < n; i++) {
         const satchel_FieldChange *c = &ch[i];
-        uint8_t patient[HUB_ID_BYTES];
-        char team[HUB_TEAM_BYTES];
-        int kind, known, writable, ret;
         uint64_t seq;
+        int ret;
         if (held[i])
             continue;
-        ret = record_get(h, c->record_id, &kind, patient);
-        if (ret != SAT_OK && ret != SAT_ERR_NOT_FOUND)
-            return ret;
-        known = ret == SAT_OK;
-        if (known && kind != (int)c->kind)
-            return fail(h, SAT_ERR_HUB_BAD_CHANGE,
-                        "change %zu: the record is a kind %d, not a kind %d", i, kind,
-                        (int)c->kind);
-        if (!known) {
-            const uint8_t *p = batch_patient_of(ch, n, c->record_id);
-            if (!p)
-                return fail(h, SAT_ERR_HUB_OUT_OF_SCOPE,
-                            "change %zu: the record is new and the batch does not say whose "
-                            "it is (patient_id): nothing from the batch was stored",
-                            i);
-            memcpy(patient, p, HUB_ID_BYTES);
-        }
-        if (names_patient(c) && memcmp(c->value.value.blob.bytes, patient, HUB_ID_BYTES) != 0)
-            return fail(h, SAT_ERR_HUB_BAD_CHANGE,
-                        "change %zu: a record cannot move to another patient", i);
-        ret = patient_team_get(h, patient, team);
-        if (ret == SAT_ERR_HUB_UNKNOWN_RECORD)
-            return out_of_scope(h, i, patient, "is unknown to the hub, so not in", dev);
-        if (ret == SAT_OK)
-            ret = may_write(h, dev, patient, team, &writable);
+        if (!r.valid || memcmp(r.id, c->record_id, HUB_ID_BYTES) != 0)
+            ret = push_record_load(h, dev, ch, n, i, &r);
+        else
+            ret = push_change_fits(h, c, i, &r);
         if (ret != SAT_OK)
             return ret;
-        if (!writable)
-            return out_of_scope(h, i, patient, "is not in", dev);
-        if (!known) {
-            ret = record_insert(h, c->record_id, (int)c->kind, patient);
-            if (ret != SAT_OK)
-                return ret;
-        }
         seq = next_seq(h);
-        ret = change_store(h, seq, c, patient, team);
+        ret = change_store(h, seq, c, r.patient, r.team);
         if (ret == SAT_OK)
             ret = field_merge(h, seq, c, &dev->pull_cursor, &res->conflicts);
         if (ret != SAT_OK)
