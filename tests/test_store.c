@@ -462,26 +462,48 @@ static void test_plaintext_never_reaches_storage(void **state)
     free(n);
 }
 
-/* Sets the store's layout number behind its back, through the VFS with the
- * store's own key, as a build with another layout would have left it. */
-static void set_layout(struct fx *f, int version)
+/* Runs SQL on the closed store behind its back, through the VFS with the
+ * store's own key, as another build would; returns the first column of the
+ * last row it gave, if any (else -1). */
+static int64_t raw_sql(struct fx *f, const char *sql)
 {
     uint8_t key[VFS_CRYPT_KEY_BYTES];
     struct vfs_crypt *v = NULL;
     sqlite3 *db = NULL;
-    char sql[160];
+    sqlite3_stmt *q = NULL;
+    const char *rest = sql;
+    int64_t last = -1;
     assert_int_equal(store_file_key(&f->k, key), SAT_OK);
     assert_int_equal(vfs_crypt_register(f->h, key, f->k.store_id, &v), SAT_OK);
     assert_int_equal(sqlite3_open_v2(STORE_DB_NAME, &db, SQLITE_OPEN_READWRITE,
                                      vfs_crypt_name(v)),
                      SQLITE_OK);
-    snprintf(sql, sizeof sql,
-             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA user_version=%d;",
-             version);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    while (*rest) {
+        int rc;
+        assert_int_equal(sqlite3_prepare_v2(db, rest, -1, &q, &rest), SQLITE_OK);
+        if (!q)
+            break; /* trailing space */
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+            last = sqlite3_column_int64(q, 0);
+        assert_int_equal(rc, SQLITE_DONE);
+        sqlite3_finalize(q);
+    }
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     vfs_crypt_unregister(v);
     memset(key, 0, sizeof key);
+    return last;
+}
+
+/* Sets the store's layout number, as a build with another layout would
+ * have left it. */
+static void set_layout(struct fx *f, int version)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", version);
+    raw_sql(f, sql);
 }
 
 static void test_layout_from_another_build_is_refused(void **state)
@@ -494,9 +516,10 @@ static void test_layout_from_another_build_is_refused(void **state)
         int version;
         const char *says;
     } other[] = {
-        { 3, "it has layout 3, made by a newer build (this one reads layout 2)" },
+        { 4, "it has layout 4, made by a newer build (this one reads layout 3)" },
         { 1000, "it has layout 1000, made by a newer build" },
         { 0, "it was made by an early development build" },
+        { 1, "it was made by an early development build" },
     };
 
     fixture_patient(&f->rng, &p, "");
@@ -514,7 +537,7 @@ static void test_layout_from_another_build_is_refused(void **state)
     }
     /* The refusals wrote nothing: back at this build's layout the store
      * opens with its patient, and a success leaves why empty. */
-    set_layout(f, 2);
+    set_layout(f, 3);
     assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_OK);
     assert_string_equal(why, "");
     assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
@@ -530,6 +553,149 @@ static void test_layout_from_another_build_is_refused(void **state)
     f->k.unlocked = 1;
 }
 
+struct conflict_seen {
+    int n;
+    struct store_conflict c[4];
+    char kept[4][64];
+};
+
+static int conflict_seen_cb(void *arg, const struct store_conflict *c)
+{
+    struct conflict_seen *cs = arg;
+    if (cs->n < 4) {
+        cs->c[cs->n] = *c;
+        snprintf(cs->kept[cs->n], sizeof cs->kept[0], "%s", c->kept);
+    }
+    cs->n++;
+    return 0;
+}
+
+static struct store_change text_change(const struct store_id *record, uint32_t field,
+                                       const char *text, uint64_t wall, uint32_t counter,
+                                       const struct store_id *origin, uint64_t seq)
+{
+    struct store_change c;
+    memset(&c, 0, sizeof c);
+    c.record_id = *record;
+    c.kind = STORE_KIND_PATIENT;
+    c.field = field;
+    c.value_type = 1; /* text */
+    c.value_text = text;
+    c.hlc_wall_ms = wall;
+    c.hlc_counter = counter;
+    c.origin_device = *origin;
+    c.origin_seq = seq;
+    return c;
+}
+
+/* Puts the closed store's merge state back in layout 2 (a row per field,
+ * other writers by id): the patient's given name (field 3) last written
+ * here at (5000, 1), its address (field 6) by the tablet with id xhex at
+ * (6000, 2); then runs `more`. */
+static void to_layout_2(struct fx *f, const char *xhex, const char *more)
+{
+    char sql[2048];
+#define V2_FS(t)                                                                             \
+    "DROP TABLE fs_" t ";"                                                                  \
+    "CREATE TABLE fs_" t "(k INTEGER PRIMARY KEY, vtype INTEGER NOT NULL, vint INTEGER,"    \
+    " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"     \
+    " origin BLOB);"
+    snprintf(sql, sizeof sql,
+             V2_FS("patient") V2_FS("visit") V2_FS("observation") V2_FS("note") V2_FS("task")
+             "DROP TABLE origin;"
+             "INSERT INTO fs_patient SELECT rowid * 65536 + 3, 1, NULL, given_name, NULL,"
+             " 5000, 1, NULL FROM patient;"
+             "INSERT INTO fs_patient SELECT rowid * 65536 + 6, 1, NULL, address, NULL,"
+             " 6000, 2, x'%s' FROM patient;"
+             "%s PRAGMA user_version=2;",
+             xhex, more);
+#undef V2_FS
+    raw_sql(f, sql);
+}
+
+/* A store a layout 2 build left (the merge state a row per field, another
+ * writer by its id) opens migrated to layout 3, and merges as before. */
+static void test_layout_2_store_is_migrated(void **state)
+{
+    struct fx *f = *state;
+    struct store_patient p;
+    struct store_patient got;
+    struct store_id me, x, y;
+    struct store_apply_result r;
+    struct conflict_seen cs;
+    struct store_change ch[4];
+    char why[STORE_ERRMSG_BYTES];
+    char xhex[STORE_ID_HEX_BYTES];
+
+    memset(&x, 0x5a, sizeof x);
+    memset(&y, 0x6b, sizeof y);
+    store_id_to_hex(&x, xhex);
+    fixture_patient(&f->rng, &p, "");
+    assert_int_equal(store_patient_add(f->s, &p), SAT_OK);
+    store_device_id(f->s, &me);
+    store_close(f->s);
+    f->s = NULL;
+
+    /* Layout 2's tables, as its build wrote them: the patient's given
+     * name (field 3) last written here at (5000, 1), its address (field
+     * 6) by tablet x at (6000, 2). */
+    to_layout_2(f, xhex, "");
+
+    assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_OK);
+    assert_string_equal(why, "");
+    assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
+    assert_string_equal(got.address, p.address);
+
+    ch[0] = text_change(&p.id, 6, "1 Elsewhere Road", 5500, 0, &y, 1); /* older than x's */
+    ch[1] = text_change(&p.id, 3, "Bea", 4000, 0, &y, 2);              /* older than mine */
+    ch[2] = text_change(&p.id, 4, "Newname", 100, 0, &y, 3);           /* no state: wins */
+    ch[3] = text_change(&p.id, 6, p.address, 6000, 2, &x, 7);          /* x's very write */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_apply_remote(f->s, ch, 4, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(r.applied, 1);
+    assert_int_equal(r.stale, 3);
+    assert_int_equal(r.conflicts, 2);
+    memset(&cs, 0, sizeof cs);
+    assert_int_equal(store_conflicts(f->s, conflict_seen_cb, &cs), SAT_OK);
+    assert_int_equal(cs.n, 2);
+    assert_int_equal(cs.c[0].field, 6);
+    assert_string_equal(cs.kept[0], p.address);
+    assert_memory_equal(&cs.c[0].kept_origin, &x, sizeof x);
+    assert_int_equal(cs.c[1].field, 3);
+    assert_string_equal(cs.kept[1], p.given_name);
+    assert_memory_equal(&cs.c[1].kept_origin, &me, sizeof me);
+    assert_int_equal(store_patient_get(f->s, &p.id, &got), SAT_OK);
+    assert_string_equal(got.family_name, "Newname");
+    assert_string_equal(got.given_name, p.given_name);
+    assert_int_equal(store_check_integrity(f->s), SAT_OK);
+    store_close(f->s);
+    f->s = NULL;
+
+    /* Layout 3 now: a row of merge state per record; x and y by ref. */
+    assert_int_equal(raw_sql(f, "PRAGMA user_version;"), 3);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM fs_patient;"), 1);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM origin;"), 2);
+    assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_OK);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_apply_remote(f->s, ch, 4, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(r.applied, 0); /* all already here or older */
+    assert_int_equal(r.stale, 4);
+
+    /* Damaged layout 2 merge state (a value of no known type) is
+     * refused, and the store is left as it was, at layout 2. */
+    store_close(f->s);
+    f->s = NULL;
+    to_layout_2(f, xhex, "INSERT INTO fs_patient SELECT rowid * 65536 + 4, 9, 0, NULL, NULL,"
+                         " 7000, 0, NULL FROM patient;");
+    strcpy(why, "untouched");
+    assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_ERR_STORE_CORRUPT);
+    assert_null(f->s);
+    assert_non_null(strstr(why, "merge state of a patient record is damaged"));
+    assert_int_equal(raw_sql(f, "PRAGMA user_version;"), 2);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM fs_patient;"), 3);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'origin';"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plaintext_never_reaches_storage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_from_another_build_is_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_layout_2_store_is_migrated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

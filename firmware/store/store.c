@@ -30,16 +30,17 @@
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 
-/* The store's layout (PRAGMA user_version). 2: per-kind merge state. */
-#define STORE_SCHEMA_VERSION 2
+/* The store's layout (PRAGMA user_version). 2: per-kind merge state, a
+ * row per field; 3: a row per record, its fields' states in one blob, and
+ * other writers by a small number (origin). A layout 2 store is migrated
+ * when it is opened. */
+#define STORE_SCHEMA_VERSION 3
 #define KINDS 5
 #define PURGE_STMTS 10 /* statements that delete a patient's records */
-#define FIELD_MAX 0xffffu /* field numbers fit the low 16 bits of a merge-state key */
+#define FIELD_MAX 0xffffu /* field numbers fit 16 bits (layout 2 keyed by them) */
 
-#define FS_TABLE(kind)                                                                     \
-    "CREATE TABLE IF NOT EXISTS fs_" kind "(k INTEGER PRIMARY KEY, vtype INTEGER NOT NULL," \
-    " vint INTEGER, vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL,"                   \
-    " hlc_counter INTEGER NOT NULL, origin BLOB);"
+#define FS_TABLE(kind) \
+    "CREATE TABLE IF NOT EXISTS fs_" kind "(k INTEGER PRIMARY KEY, st BLOB NOT NULL);"
 
 /* Every record column has a default: a record that arrives from another
  * device is created empty and filled field by field as its changes apply. */
@@ -84,13 +85,17 @@ static const char schema_sql[] =
     " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"
     " origin BLOB, base_wall INTEGER, base_counter INTEGER, base_origin BLOB);"
     /* The winning write of every field on this replica (merge state), one
-     * table per kind, keyed by the record's rowid in its kind's table << 16
-     * | the field: a new record's fields are appended at the end of a table
-     * B-tree (SQLite's cheapest insert: one leaf and, now and then, a new
-     * one), where a (record id, field) key costs a rebalance of three
-     * leaves at almost every commit. Origin NULL = this device. */
+     * table per kind, a row per record keyed by the record's rowid in its
+     * kind's table: a new record's row is appended at the end of a table
+     * B-tree (SQLite's cheapest insert), where a (record id, field) key
+     * costs a rebalance of three leaves at almost every commit. The row's
+     * blob (st) holds its fields' states in field order (fs_entry): one row
+     * and some 12 bytes a field, where a row per field took about 42. */
     FS_TABLE("patient") FS_TABLE("visit") FS_TABLE("observation") FS_TABLE("note")
     FS_TABLE("task")
+    /* The devices other than this one whose writes are in the merge state,
+     * numbered from 1 in the order first seen (0 is this device). */
+    "CREATE TABLE IF NOT EXISTS origin(ref INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE);"
     /* Concurrent edits of one field, kept for a person to see. */
     "CREATE TABLE IF NOT EXISTS conflict(id INTEGER PRIMARY KEY, record_id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, field INTEGER NOT NULL, kept TEXT NOT NULL, lost TEXT NOT NULL,"
@@ -179,6 +184,24 @@ struct store {
     sqlite3_stmt *fs_get[KINDS + 1];
     sqlite3_stmt *fs_put[KINDS + 1];
     sqlite3_stmt *rowid_of[KINDS + 1];
+    /* The merge state of the last record looked at (a record's fields come
+     * together): read once, changed here, written back (fs_flush) when
+     * another record's is needed, before a commit or a purge; forgotten at
+     * a rollback. */
+    struct {
+        int valid;
+        int dirty; /* changed since read: to be written */
+        enum store_kind kind;
+        int64_t rowid;
+        uint8_t *buf;
+        size_t len, cap;
+    } fs;
+    /* The origin table in memory: origins[r - 1] is ref r. A rollback
+     * forgets the ones its transaction added. */
+    struct store_id *origins;
+    size_t norigins, origins_cap, origins_committed;
+    int origins_loaded;
+    sqlite3_stmt *origin_add;
     sqlite3_stmt *purge[PURGE_STMTS]; /* a patient's records, made on first use */
     sqlite3_stmt *unpushed;           /* hold_for_unpushed's */
     /* The last record whose rowid was looked up (a record's fields come
@@ -258,9 +281,13 @@ static int begin(struct store *s)
     return run(s, stmt(s, ST_BEGIN), "begin");
 }
 
+static int fs_flush(struct store *s);
+
 static void rollback(struct store *s)
 {
     s->rid_valid = 0;
+    s->fs.valid = 0;
+    s->norigins = s->origins_committed;
     if (!sqlite3_get_autocommit(s->db))
         run(s, stmt(s, ST_ROLLBACK), "rollback");
 }
@@ -273,9 +300,13 @@ static void rollback(struct store *s)
  * tablets' stamps. */
 static int commit(struct store *s)
 {
-    int ret = run(s, stmt(s, ST_COMMIT), "commit");
+    int ret = fs_flush(s);
+    if (ret == SAT_OK)
+        ret = run(s, stmt(s, ST_COMMIT), "commit");
     if (ret != SAT_OK)
         rollback(s);
+    else
+        s->origins_committed = s->norigins;
     return ret;
 }
 
@@ -445,12 +476,6 @@ static int record_rowid(struct store *s, enum store_kind kind, const struct stor
     return SAT_OK;
 }
 
-/* The merge-state key of a field of the record at rowid. */
-static int64_t fs_key(int64_t rowid, uint32_t field)
-{
-    return (int64_t)((uint64_t)rowid << 16 | field);
-}
-
 /* Reads an origin column: NULL is this device. */
 static void column_origin(const struct store *s, sqlite3_stmt *q, int col, struct store_id *out)
 {
@@ -470,81 +495,402 @@ static void bind_origin(const struct store *s, sqlite3_stmt *q, int col,
         bind_id(q, col, origin);
 }
 
-/* The merge-state statement `sql` (a format with one %s: the kind's table)
- * for one field of a record, with the key bound as ?1; *out is NULL when the
- * record has no row (yet). */
-static int fs_stmt(struct store *s, sqlite3_stmt **slots, const char *sql, enum store_kind kind,
-                   const struct store_id *record, uint32_t field, sqlite3_stmt **out)
+/* ---- merge state ---------------------------------------------------------
+ * A record's state blob is its fields' entries in field order, each
+ *     field, type, stamp wall, stamp counter, origin ref   (varints; type a byte)
+ *     value: integer, flag, tombstone: zigzag varint; text: length, bytes;
+ *            blob: 0, or 1 and the 16-byte id
+ */
+
+#define FS_ENTRY_MAX (4 * 10 + 1 + 10 + STORE_NOTE_TEXT_BYTES)
+
+static size_t bounded_len(const char *text, size_t cap);
+
+struct fs_entry {
+    uint32_t field;
+    int type;
+    struct hlc stamp;
+    uint64_t origin; /* ref: 0 this device, else origin table */
+    int64_t i;
+    const char *text; /* not terminated */
+    size_t text_len;
+    int has_blob;
+    const uint8_t *blob;
+};
+
+static size_t put_varint(uint8_t *out, uint64_t v)
 {
-    char text[200];
-    int64_t rowid;
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Reads a varint from [*p, end): 0 if it runs past end or 64 bits. */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static size_t fs_entry_encode(uint8_t *out, const struct fs_entry *e)
+{
+    size_t n = put_varint(out, e->field);
+    out[n++] = (uint8_t)e->type;
+    n += put_varint(out + n, e->stamp.wall_ms);
+    n += put_varint(out + n, e->stamp.counter);
+    n += put_varint(out + n, e->origin);
+    if (e->type == VT_TEXT) {
+        n += put_varint(out + n, e->text_len);
+        memcpy(out + n, e->text, e->text_len);
+        n += e->text_len;
+    } else if (e->type == VT_BLOB) {
+        out[n++] = (uint8_t)(e->has_blob != 0);
+        if (e->has_blob) {
+            memcpy(out + n, e->blob, STORE_ID_BYTES);
+            n += STORE_ID_BYTES;
+        }
+    } else {
+        n += put_varint(out + n, ((uint64_t)e->i << 1) ^ (uint64_t)(e->i >> 63));
+    }
+    return n;
+}
+
+/* Decodes the entry at *p (advanced past it); 0 if it is malformed. */
+static int fs_entry_decode(const uint8_t **p, const uint8_t *end, struct fs_entry *e)
+{
+    uint64_t field, wall, counter, v;
+    memset(e, 0, sizeof *e);
+    if (!get_varint(p, end, &field) || field > FIELD_MAX || *p >= end)
+        return 0;
+    e->field = (uint32_t)field;
+    e->type = *(*p)++;
+    if (!get_varint(p, end, &wall) || !get_varint(p, end, &counter) || counter > UINT32_MAX ||
+        !get_varint(p, end, &e->origin))
+        return 0;
+    e->stamp.wall_ms = wall;
+    e->stamp.counter = (uint32_t)counter;
+    switch (e->type) {
+    case VT_TEXT:
+        if (!get_varint(p, end, &v) || v >= STORE_NOTE_TEXT_BYTES || v > (uint64_t)(end - *p))
+            return 0;
+        e->text = (const char *)*p;
+        e->text_len = (size_t)v;
+        *p += v;
+        return 1;
+    case VT_BLOB:
+        if (*p >= end)
+            return 0;
+        e->has_blob = *(*p)++;
+        if (e->has_blob > 1 || (e->has_blob && end - *p < STORE_ID_BYTES))
+            return 0;
+        if (e->has_blob) {
+            e->blob = *p;
+            *p += STORE_ID_BYTES;
+        }
+        return 1;
+    case VT_INT:
+    case VT_FLAG:
+    case VT_TOMBSTONE:
+        if (!get_varint(p, end, &v))
+            return 0;
+        e->i = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int fs_damaged(struct store *s)
+{
+    return fail(s, SAT_ERR_STORE_CORRUPT, "the merge state of a %s record is damaged",
+                kind_table(s->fs.kind));
+}
+
+/* The origin table, read once. */
+static int origins_load(struct store *s)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (s->origins_loaded)
+        return SAT_OK;
+    s->norigins = 0;
+    rc = sqlite3_prepare_v2(s->db, "SELECT ref, id FROM origin ORDER BY ref", -1, &q, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (s->norigins == s->origins_cap) {
+            size_t cap = s->origins_cap ? 2 * s->origins_cap : 16;
+            struct store_id *o = realloc(s->origins, cap * sizeof *o);
+            if (!o) {
+                sqlite3_finalize(q);
+                return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+            }
+            s->origins = o;
+            s->origins_cap = cap;
+        }
+        if (sqlite3_column_int64(q, 0) != (sqlite3_int64)s->norigins + 1 ||
+            !column_id(q, 1, &s->origins[s->norigins])) {
+            sqlite3_finalize(q);
+            return fail(s, SAT_ERR_STORE_CORRUPT, "the table of writers is damaged");
+        }
+        s->norigins++;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "read the table of writers");
+    s->origins_loaded = 1;
+    s->origins_committed = s->norigins;
+    return SAT_OK;
+}
+
+/* The ref of a writer, added to the origin table if new (in the open
+ * transaction). */
+static int origin_ref(struct store *s, const struct store_id *id, uint64_t *ref)
+{
+    sqlite3_stmt *q;
     int ret;
-    *out = NULL;
-    if ((int)kind < 1 || (int)kind > KINDS || field > FIELD_MAX)
-        return fail(s, SAT_ERR_STORE_INVALID, "no merge state for kind %d field %u", (int)kind,
-                    (unsigned)field);
+    if (memcmp(id, &s->device, sizeof *id) == 0) {
+        *ref = 0;
+        return SAT_OK;
+    }
+    ret = origins_load(s);
+    if (ret != SAT_OK)
+        return ret;
+    for (size_t i = 0; i < s->norigins; i++)
+        if (memcmp(&s->origins[i], id, sizeof *id) == 0) {
+            *ref = i + 1;
+            return SAT_OK;
+        }
+    if (s->norigins == s->origins_cap) {
+        size_t cap = s->origins_cap ? 2 * s->origins_cap : 16;
+        struct store_id *o = realloc(s->origins, cap * sizeof *o);
+        if (!o)
+            return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+        s->origins = o;
+        s->origins_cap = cap;
+    }
+    q = prepare_once(s, &s->origin_add, "INSERT INTO origin(ref, id) VALUES (?1, ?2)");
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "add a writer");
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)s->norigins + 1);
+    bind_id(q, 2, id);
+    ret = run(s, q, "add a writer");
+    if (ret != SAT_OK)
+        return ret;
+    s->origins[s->norigins++] = *id;
+    *ref = s->norigins;
+    return SAT_OK;
+}
+
+static int origin_of(struct store *s, uint64_t ref, struct store_id *out)
+{
+    int ret;
+    if (ref == 0) {
+        *out = s->device;
+        return SAT_OK;
+    }
+    ret = origins_load(s);
+    if (ret != SAT_OK)
+        return ret;
+    if (ref > s->norigins)
+        return fs_damaged(s);
+    *out = s->origins[ref - 1];
+    return SAT_OK;
+}
+
+static int fs_reserve(struct store *s, size_t need)
+{
+    uint8_t *b;
+    size_t cap = s->fs.cap ? s->fs.cap : 256;
+    if (need <= s->fs.cap)
+        return SAT_OK;
+    while (cap < need)
+        cap *= 2;
+    b = realloc(s->fs.buf, cap);
+    if (!b)
+        return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    s->fs.buf = b;
+    s->fs.cap = cap;
+    return SAT_OK;
+}
+
+/* Writes the held merge state back if it changed. */
+static int fs_flush(struct store *s)
+{
+    char sql[80];
+    sqlite3_stmt *q;
+    if (!s->fs.valid || !s->fs.dirty)
+        return SAT_OK;
+    sql[0] = '\0';
+    if (!s->fs_put[s->fs.kind]) /* formatted once, when first prepared */
+        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO fs_%s(k, st) VALUES (?1, ?2)",
+                 kind_table(s->fs.kind));
+    q = prepare_once(s, &s->fs_put[s->fs.kind], sql);
+    if (!q)
+        return sql_fail(s, sqlite3_errcode(s->db), "merge state");
+    sqlite3_bind_int64(q, 1, s->fs.rowid);
+    sqlite3_bind_blob(q, 2, s->fs.buf, (int)s->fs.len, SQLITE_STATIC);
+    s->fs.dirty = 0;
+    return run(s, q, "merge state");
+}
+
+/* Makes s->fs hold the merge state of a record; *found is 0 (and nothing
+ * held) if the record has no row (yet). */
+static int fs_load(struct store *s, enum store_kind kind, const struct store_id *record,
+                   int *found)
+{
+    char sql[80];
+    sqlite3_stmt *q;
+    int64_t rowid;
+    int rc;
+    int ret;
+    *found = 0;
+    if ((int)kind < 1 || (int)kind > KINDS)
+        return fail(s, SAT_ERR_STORE_INVALID, "no merge state for kind %d", (int)kind);
     ret = record_rowid(s, kind, record, &rowid);
     if (ret != SAT_OK || rowid < 0)
         return ret;
-    text[0] = '\0';
-    if (!slots[kind]) /* formatted once, when first prepared */
-        snprintf(text, sizeof text, sql, kind_table(kind));
-    *out = prepare_once(s, &slots[kind], text);
-    if (!*out)
+    *found = 1;
+    if (s->fs.valid && s->fs.kind == kind && s->fs.rowid == rowid)
+        return SAT_OK;
+    ret = fs_flush(s);
+    if (ret != SAT_OK)
+        return ret;
+    s->fs.valid = 0;
+    sql[0] = '\0';
+    if (!s->fs_get[kind]) /* formatted once, when first prepared */
+        snprintf(sql, sizeof sql, "SELECT st FROM fs_%s WHERE k = ?1", kind_table(kind));
+    q = prepare_once(s, &s->fs_get[kind], sql);
+    if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
-    sqlite3_bind_int64(*out, 1, fs_key(rowid, field));
+    sqlite3_bind_int64(q, 1, rowid);
+    rc = sqlite3_step(q);
+    s->fs.len = 0;
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(q, 0);
+        ret = fs_reserve(s, n);
+        if (ret == SAT_OK && n > 0)
+            memcpy(s->fs.buf, sqlite3_column_blob(q, 0), n);
+        s->fs.len = n;
+    }
+    sqlite3_reset(q);
+    if (ret != SAT_OK)
+        return ret;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_fail(s, rc, "merge state");
+    s->fs.valid = 1;
+    s->fs.dirty = 0;
+    s->fs.kind = kind;
+    s->fs.rowid = rowid;
     return SAT_OK;
+}
+
+/* Finds field in the held state: 1 with *e (and *at, *after: where its
+ * entry starts and ends), 0 with *at where it would go. -1 if damaged. */
+static int fs_find(const struct store *s, uint32_t field, struct fs_entry *e, size_t *at,
+                   size_t *after)
+{
+    const uint8_t *p = s->fs.buf;
+    const uint8_t *end = s->fs.buf + s->fs.len;
+    while (p < end) {
+        const uint8_t *start = p;
+        if (!fs_entry_decode(&p, end, e))
+            return -1;
+        if (e->field >= field) {
+            *at = (size_t)(start - s->fs.buf);
+            *after = e->field == field ? (size_t)(p - s->fs.buf) : *at;
+            return e->field == field;
+        }
+    }
+    *at = *after = s->fs.len;
+    return 0;
 }
 
 static int winner_get(struct store *s, enum store_kind kind, const struct store_id *record,
                       uint32_t field, struct field_winner *w)
 {
-    sqlite3_stmt *q;
-    int rc;
-    int ret = fs_stmt(s, s->fs_get,
-                      "SELECT hlc_wall, hlc_counter, origin, vtype, vint, vtext, vblob FROM fs_%s"
-                      " WHERE k = ?1",
-                      kind, record, field, &q);
+    struct fs_entry e;
+    size_t at, after;
+    int found, ret;
     w->exists = 0;
-    if (ret != SAT_OK || !q)
+    ret = fs_load(s, kind, record, &found);
+    if (ret != SAT_OK || !found)
         return ret;
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        w->exists = 1;
-        w->stamp.wall_ms = (uint64_t)sqlite3_column_int64(q, 0);
-        w->stamp.counter = (uint32_t)sqlite3_column_int64(q, 1);
-        column_origin(s, q, 2, &w->origin);
-        w->type = sqlite3_column_int(q, 3);
-        w->i = sqlite3_column_int64(q, 4);
-        column_text(q, 5, w->text, sizeof w->text);
-        column_id(q, 6, &w->blob);
-    }
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SAT_OK : sql_fail(s, rc, "merge state");
+    found = fs_find(s, field, &e, &at, &after);
+    if (found < 0)
+        return fs_damaged(s);
+    if (!found)
+        return SAT_OK;
+    ret = origin_of(s, e.origin, &w->origin);
+    if (ret != SAT_OK)
+        return ret;
+    w->exists = 1;
+    w->stamp = e.stamp;
+    w->type = e.type;
+    w->i = e.i;
+    memcpy(w->text, e.text ? e.text : "", e.text_len);
+    w->text[e.text_len] = '\0';
+    if (e.has_blob)
+        memcpy(w->blob.b, e.blob, STORE_ID_BYTES);
+    else
+        memset(&w->blob, 0, sizeof w->blob);
+    return SAT_OK;
 }
 
 /* Makes (v, stamp, origin) the winning write of a field; the record's row
- * must exist. */
+ * must exist (or be the pending row). */
 static int winner_put(struct store *s, enum store_kind kind, const struct store_id *record,
                       uint32_t field, struct field_value v, struct hlc stamp,
                       const struct store_id *origin)
 {
-    sqlite3_stmt *q;
-    int ret = fs_stmt(s, s->fs_put,
-                      "INSERT OR REPLACE INTO fs_%s(k, vtype, vint, vtext, vblob, hlc_wall,"
-                      " hlc_counter, origin) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-                      kind, record, field, &q);
+    struct fs_entry e;
+    uint8_t entry[FS_ENTRY_MAX];
+    size_t at, after, n;
+    int found, ret;
+    if (field > FIELD_MAX)
+        return fail(s, SAT_ERR_STORE_INVALID, "no merge state for kind %d field %u", (int)kind,
+                    (unsigned)field);
+    ret = fs_load(s, kind, record, &found);
     if (ret != SAT_OK)
         return ret;
-    if (!q)
+    if (!found)
         return fail(s, SAT_ERR_STORE_SQL, "merge state: the %s record is missing",
                     kind_table(kind));
-    sqlite3_bind_int(q, 2, v.type);
-    bind_value(q, 3, v);
-    sqlite3_bind_int64(q, 6, (sqlite3_int64)stamp.wall_ms);
-    sqlite3_bind_int64(q, 7, stamp.counter);
-    bind_origin(s, q, 8, origin);
-    return run(s, q, "merge state");
+    if (fs_find(s, field, &e, &at, &after) < 0)
+        return fs_damaged(s);
+    memset(&e, 0, sizeof e);
+    e.field = field;
+    e.type = v.type;
+    e.stamp = stamp;
+    e.i = v.i;
+    if (v.type == VT_TEXT) {
+        e.text = v.text ? v.text : "";
+        e.text_len = bounded_len(e.text, STORE_NOTE_TEXT_BYTES - 1);
+    }
+    e.has_blob = v.type == VT_BLOB && v.blob;
+    e.blob = e.has_blob ? v.blob->b : NULL;
+    ret = origin_ref(s, origin, &e.origin);
+    if (ret == SAT_OK)
+        ret = fs_reserve(s, s->fs.len + sizeof entry);
+    if (ret != SAT_OK)
+        return ret;
+    n = fs_entry_encode(entry, &e);
+    memmove(s->fs.buf + at + n, s->fs.buf + after, s->fs.len - after);
+    memcpy(s->fs.buf + at, entry, n);
+    s->fs.len = s->fs.len - (after - at) + n;
+    s->fs.dirty = 1;
+    return SAT_OK;
 }
 
 /* Appends one of this device's field writes to the change log, with the
@@ -705,11 +1051,103 @@ static int check_patient(struct store *s, struct store_patient *p)
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* Creates the tables of a new store, or checks an existing store has this
- * build's layout (PRAGMA user_version). A store made by a development build
- * before layouts were numbered (version 0 with tables in it) is refused:
- * nothing was deployed with it, and guessing at its layout could lose
- * records. */
+/* Layout 2 to 3, in check_layout's transaction: each kind's merge state,
+ * a row per field keyed by rowid << 16 | field (origin NULL: this device),
+ * becomes a row per record (fs_entry blobs in field order), and each other
+ * writer a ref in the origin table. */
+static int migrate_v2(struct store *s)
+{
+    static const char *const kinds[] = { "patient", "visit", "observation", "note", "task" };
+    char *text = malloc(STORE_NOTE_TEXT_BYTES);
+    int ret = text ? SAT_OK : fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    for (size_t k = 0; ret == SAT_OK && k < sizeof kinds / sizeof kinds[0]; k++) {
+        sqlite3_stmt *sel = NULL;
+        sqlite3_stmt *ins = NULL;
+        char sql[200];
+        int64_t cur = -1;
+        int rc = sqlite3_exec(s->db, "CREATE TABLE fs_new(k INTEGER PRIMARY KEY, st BLOB NOT NULL)",
+                              NULL, NULL, NULL);
+        snprintf(sql, sizeof sql,
+                 "SELECT k, vtype, vint, vtext, vblob, hlc_wall, hlc_counter, origin FROM fs_%s"
+                 " ORDER BY k",
+                 kinds[k]);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_prepare_v2(s->db, sql, -1, &sel, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_prepare_v2(s->db, "INSERT INTO fs_new(k, st) VALUES (?1, ?2)", -1, &ins,
+                                    NULL);
+        s->fs.len = 0;
+        while (rc == SQLITE_OK && ret == SAT_OK) {
+            struct fs_entry e;
+            struct store_id id;
+            int64_t key;
+            rc = sqlite3_step(sel);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                break;
+            key = rc == SQLITE_ROW ? sqlite3_column_int64(sel, 0) : -1;
+            if (cur >= 0 && (rc == SQLITE_DONE || key >> 16 != cur)) {
+                sqlite3_bind_int64(ins, 1, cur);
+                sqlite3_bind_blob(ins, 2, s->fs.buf, (int)s->fs.len, SQLITE_STATIC);
+                ret = run(s, ins, "migrate the merge state");
+                s->fs.len = 0;
+            }
+            if (rc == SQLITE_DONE || ret != SAT_OK) {
+                rc = SQLITE_OK;
+                break;
+            }
+            rc = SQLITE_OK;
+            cur = key >> 16;
+            memset(&e, 0, sizeof e);
+            e.field = (uint32_t)(key & FIELD_MAX);
+            e.type = sqlite3_column_int(sel, 1);
+            e.i = sqlite3_column_int64(sel, 2);
+            e.stamp.wall_ms = (uint64_t)sqlite3_column_int64(sel, 5);
+            e.stamp.counter = (uint32_t)sqlite3_column_int64(sel, 6);
+            if (key < 0 || e.type < VT_TEXT || e.type > VT_TOMBSTONE) {
+                ret = fail(s, SAT_ERR_STORE_CORRUPT, "the merge state of a %s record is damaged",
+                           kinds[k]);
+                break;
+            }
+            if (e.type == VT_TEXT) {
+                column_text(sel, 3, text, STORE_NOTE_TEXT_BYTES);
+                e.text = text;
+                e.text_len = strlen(text);
+            }
+            e.has_blob = e.type == VT_BLOB && column_id(sel, 4, &id);
+            e.blob = e.has_blob ? id.b : NULL;
+            if (sqlite3_column_type(sel, 7) != SQLITE_NULL) {
+                if (!column_id(sel, 7, &id)) {
+                    ret = fail(s, SAT_ERR_STORE_CORRUPT, "a writer's id in the merge state of a "
+                               "%s record is damaged", kinds[k]);
+                    break;
+                }
+                ret = origin_ref(s, &id, &e.origin);
+            }
+            if (ret == SAT_OK)
+                ret = fs_reserve(s, s->fs.len + FS_ENTRY_MAX);
+            if (ret == SAT_OK)
+                s->fs.len += fs_entry_encode(s->fs.buf + s->fs.len, &e);
+        }
+        sqlite3_finalize(sel);
+        sqlite3_finalize(ins);
+        if (ret == SAT_OK && rc == SQLITE_OK) {
+            snprintf(sql, sizeof sql, "DROP TABLE fs_%s; ALTER TABLE fs_new RENAME TO fs_%s;",
+                     kinds[k], kinds[k]);
+            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        }
+        if (ret == SAT_OK && rc != SQLITE_OK)
+            ret = sql_fail(s, rc, "migrate the merge state to layout 3");
+    }
+    s->fs.len = 0;
+    free(text);
+    return ret;
+}
+
+/* Creates the tables of a new store, migrates a layout 2 store, or checks
+ * an existing store has this build's layout (PRAGMA user_version). A store
+ * made by a development build before layouts were numbered (version 0
+ * with tables in it), or with layout 1, is refused: nothing was deployed
+ * with them, and guessing at their layout could lose records. */
 static int check_layout(struct store *s)
 {
     sqlite3_stmt *q = NULL;
@@ -726,7 +1164,7 @@ static int check_layout(struct store *s)
     sqlite3_finalize(q);
     if (rc != SQLITE_OK)
         return sql_fail(s, rc, "read its layout");
-    if (version == 0 && tables > 0)
+    if (version < 2 && tables > 0)
         return fail(s, SAT_ERR_STORE_SQL,
                     "it was made by an early development build whose layout "
                     "this build cannot read (export it with that build, or sync it and enrol "
@@ -743,13 +1181,23 @@ static int check_layout(struct store *s)
                       NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version == 2) {
+        int ret = migrate_v2(s);
+        if (ret != SAT_OK) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            s->origins_loaded = 0;
+            return ret;
+        }
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        int ret = sql_fail(s, rc, "create its tables");
+        int ret = sql_fail(s, rc, version == 2 ? "migrate it to layout 3" : "create its tables");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->origins_loaded = 0;
         return ret;
     }
+    s->origins_committed = s->norigins;
     return SAT_OK;
 }
 
@@ -909,7 +1357,10 @@ void store_close(struct store *s)
     for (int i = 0; i < PURGE_STMTS; i++)
         sqlite3_finalize(s->purge[i]);
     sqlite3_finalize(s->unpushed);
+    sqlite3_finalize(s->origin_add);
     apply_stmts_free(s->apply);
+    free(s->fs.buf);
+    free(s->origins);
     if (s->db)
         sqlite3_close(s->db);
     vfs_crypt_unregister(s->vfs);
@@ -2257,11 +2708,9 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
     " UNION SELECT id FROM task WHERE patient_id = ?1)"
 
 /* Deletes the merge state of the records of kind table `t` that match
- * `where` (a range of keys per record: fs.k is the rowid, so each range is
- * a B-tree seek). */
-#define FS_PURGE(t, where)                                                                \
-    "DELETE FROM fs_" t " WHERE k IN (SELECT fs.k FROM " t " r JOIN fs_" t " fs ON fs.k" \
-    " BETWEEN r.rowid * 65536 AND r.rowid * 65536 + 65535 WHERE " where ")"
+ * `where` (fs.k is the record's rowid). */
+#define FS_PURGE(t, where) \
+    "DELETE FROM fs_" t " WHERE k IN (SELECT r.rowid FROM " t " r WHERE " where ")"
 
 static int purge_patient(struct store *s, const struct store_id *patient)
 {
@@ -2277,8 +2726,10 @@ static int purge_patient(struct store *s, const struct store_id *patient)
         "DELETE FROM task WHERE patient_id = ?1",
         "DELETE FROM patient WHERE id = ?1",
     };
-    int ret = SAT_OK;
+    int ret;
     _Static_assert(sizeof sql / sizeof sql[0] == PURGE_STMTS, "one slot per purge statement");
+    ret = fs_flush(s); /* the held state may be another patient's record's */
+    s->fs.valid = 0;
     s->rid_valid = 0; /* the rows go, and their rowids may be used again */
     for (size_t i = 0; ret == SAT_OK && i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *q = prepare_once(s, &s->purge[i], sql[i]);
