@@ -588,15 +588,15 @@ static struct store_change text_change(const struct store_id *record, uint32_t f
     return c;
 }
 
-/* Puts the closed store's merge state back in layout 2 (a row per field,
- * other writers by id): the patient's given name (field 3) last written
+/* Puts the closed store's merge state back in layout 2 (a table of a row
+ * per field, other writers by id): the patient's given name (field 3) last written
  * here at (5000, 1), its address (field 6) by the tablet with id xhex at
  * (6000, 2); then runs `more`. */
 static void to_layout_2(struct fx *f, const char *xhex, const char *more)
 {
     char sql[2048];
 #define V2_FS(t)                                                                             \
-    "DROP TABLE fs_" t ";"                                                                  \
+    "ALTER TABLE " t " DROP COLUMN ms;"                                                     \
     "CREATE TABLE fs_" t "(k INTEGER PRIMARY KEY, vtype INTEGER NOT NULL, vint INTEGER,"    \
     " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"     \
     " origin BLOB);"
@@ -671,9 +671,10 @@ static void test_layout_2_store_is_migrated(void **state)
     store_close(f->s);
     f->s = NULL;
 
-    /* Layout 3 now: a row of merge state per record; x and y by ref. */
+    /* Layout 3 now: the merge state in the record's row; x and y by ref. */
     assert_int_equal(raw_sql(f, "PRAGMA user_version;"), 3);
-    assert_int_equal(raw_sql(f, "SELECT count(*) FROM fs_patient;"), 1);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM patient WHERE length(ms) > 0;"), 1);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'fs%';"), 0);
     assert_int_equal(raw_sql(f, "SELECT count(*) FROM origin;"), 2);
     assert_int_equal(store_open(f->h, &f->k, &f->s, why), SAT_OK);
     memset(&r, 0, sizeof r);
@@ -693,6 +694,9 @@ static void test_layout_2_store_is_migrated(void **state)
     assert_non_null(strstr(why, "merge state of a patient record is damaged"));
     assert_int_equal(raw_sql(f, "PRAGMA user_version;"), 2);
     assert_int_equal(raw_sql(f, "SELECT count(*) FROM fs_patient;"), 3);
+    assert_int_equal(raw_sql(f, "SELECT count(*) FROM pragma_table_info('patient')"
+                                " WHERE name = 'ms';"),
+                     0);
     assert_int_equal(raw_sql(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'origin';"), 0);
 }
 

@@ -31,19 +31,21 @@
 #define STORE_STR(x) STORE_STR_(x)
 
 /* The store's layout (PRAGMA user_version). 2: per-kind merge state, a
- * row per field; 3: a row per record, its fields' states in one blob, and
+ * row per field; 3: a record's merge state in its own row (ms, one blob),
  * other writers by a small number (origin). A layout 2 store is migrated
  * when it is opened. */
 #define STORE_SCHEMA_VERSION 3
 #define KINDS 5
-#define PURGE_STMTS 10 /* statements that delete a patient's records */
+#define PURGE_STMTS 5 /* statements that delete a patient's records */
 #define FIELD_MAX 0xffffu /* field numbers fit 16 bits (layout 2 keyed by them) */
 
-#define FS_TABLE(kind) \
-    "CREATE TABLE IF NOT EXISTS fs_" kind "(k INTEGER PRIMARY KEY, st BLOB NOT NULL);"
-
 /* Every record column has a default: a record that arrives from another
- * device is created empty and filled field by field as its changes apply. */
+ * device is created empty and filled field by field as its changes apply.
+ * A record's last column, ms, is its merge state: the winning write of
+ * each of its fields on this replica, in one blob (fs_entry, in field
+ * order, some 12 bytes a field). In the record's own row, a commit writes
+ * no other B-tree for it (a table of a row per field, keyed by record and
+ * field, sealed one more page for each kind a commit touched). */
 static const char schema_sql[] =
     /* Settings: one B-tree (no rowid table plus key index to write). */
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
@@ -52,12 +54,12 @@ static const char schema_sql[] =
     " family_name TEXT NOT NULL DEFAULT '', date_of_birth TEXT NOT NULL DEFAULT '',"
     " address TEXT NOT NULL DEFAULT '', postcode TEXT NOT NULL DEFAULT '',"
     " team TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL DEFAULT 0,"
-    " deleted INTEGER NOT NULL DEFAULT 0);"
+    " deleted INTEGER NOT NULL DEFAULT 0, ms BLOB);"
     "CREATE INDEX IF NOT EXISTS patient_name ON patient(family_name, given_name);"
     "CREATE TABLE IF NOT EXISTS visit(id BLOB NOT NULL UNIQUE,"
     " patient_id BLOB NOT NULL DEFAULT x'', started_ms INTEGER NOT NULL DEFAULT 0,"
     " ended_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',"
-    " deleted INTEGER NOT NULL DEFAULT 0);"
+    " deleted INTEGER NOT NULL DEFAULT 0, ms BLOB);"
     "CREATE INDEX IF NOT EXISTS visit_patient ON visit(patient_id, started_ms);"
     "CREATE TABLE IF NOT EXISTS observation(id BLOB NOT NULL UNIQUE,"
     " patient_id BLOB NOT NULL DEFAULT x'', visit_id BLOB, amends BLOB,"
@@ -66,17 +68,17 @@ static const char schema_sql[] =
     " on_oxygen INTEGER NOT NULL DEFAULT 0, sbp INTEGER NOT NULL DEFAULT 0,"
     " pulse INTEGER NOT NULL DEFAULT 0, consciousness INTEGER NOT NULL DEFAULT 0,"
     " temp_dc INTEGER NOT NULL DEFAULT 0, news2 INTEGER NOT NULL DEFAULT 0,"
-    " deleted INTEGER NOT NULL DEFAULT 0);"
+    " deleted INTEGER NOT NULL DEFAULT 0, ms BLOB);"
     "CREATE INDEX IF NOT EXISTS obs_patient ON observation(patient_id, taken_ms);"
     "CREATE TABLE IF NOT EXISTS note(id BLOB NOT NULL UNIQUE,"
     " patient_id BLOB NOT NULL DEFAULT x'', visit_id BLOB, amends BLOB,"
     " written_ms INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL DEFAULT '',"
-    " deleted INTEGER NOT NULL DEFAULT 0);"
+    " deleted INTEGER NOT NULL DEFAULT 0, ms BLOB);"
     "CREATE INDEX IF NOT EXISTS note_patient ON note(patient_id, written_ms);"
     "CREATE TABLE IF NOT EXISTS task(id BLOB NOT NULL UNIQUE,"
     " patient_id BLOB NOT NULL DEFAULT x'', title TEXT NOT NULL DEFAULT '',"
     " due_ms INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,"
-    " deleted INTEGER NOT NULL DEFAULT 0);"
+    " deleted INTEGER NOT NULL DEFAULT 0, ms BLOB);"
     "CREATE INDEX IF NOT EXISTS task_patient ON task(patient_id);"
     /* This device's own writes, in order: what sync pushes. An origin or
      * base_origin that is NULL is this device (16 bytes a row saved). */
@@ -84,15 +86,6 @@ static const char schema_sql[] =
     " kind INTEGER NOT NULL, field INTEGER NOT NULL, vtype INTEGER NOT NULL, vint INTEGER,"
     " vtext TEXT, vblob BLOB, hlc_wall INTEGER NOT NULL, hlc_counter INTEGER NOT NULL,"
     " origin BLOB, base_wall INTEGER, base_counter INTEGER, base_origin BLOB);"
-    /* The winning write of every field on this replica (merge state), one
-     * table per kind, a row per record keyed by the record's rowid in its
-     * kind's table: a new record's row is appended at the end of a table
-     * B-tree (SQLite's cheapest insert), where a (record id, field) key
-     * costs a rebalance of three leaves at almost every commit. The row's
-     * blob (st) holds its fields' states in field order (fs_entry): one row
-     * and some 12 bytes a field, where a row per field took about 42. */
-    FS_TABLE("patient") FS_TABLE("visit") FS_TABLE("observation") FS_TABLE("note")
-    FS_TABLE("task")
     /* The devices other than this one whose writes are in the merge state,
      * numbered from 1 in the order first seen (0 is this device). */
     "CREATE TABLE IF NOT EXISTS origin(ref INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE);"
@@ -186,8 +179,8 @@ struct store {
     sqlite3_stmt *rowid_of[KINDS + 1];
     /* The merge state of the last record looked at (a record's fields come
      * together): read once, changed here, written back (fs_flush) when
-     * another record's is needed, before a commit or a purge; forgotten at
-     * a rollback. */
+     * another record's is needed, before a commit or a purge (a pending
+     * row's by its INSERT); forgotten at a rollback. */
     struct {
         int valid;
         int dirty; /* changed since read: to be written */
@@ -725,16 +718,22 @@ static int fs_reserve(struct store *s, size_t need)
     return SAT_OK;
 }
 
-/* Writes the held merge state back if it changed. */
+static int pend_holds(const struct store *s, enum store_kind kind, int64_t rowid);
+static int pend_flush(struct store *s);
+
+/* Writes the held merge state back into its record's row if it changed
+ * (a pending row is written whole, with it). */
 static int fs_flush(struct store *s)
 {
     char sql[80];
     sqlite3_stmt *q;
     if (!s->fs.valid || !s->fs.dirty)
         return SAT_OK;
+    if (pend_holds(s, s->fs.kind, s->fs.rowid))
+        return pend_flush(s);
     sql[0] = '\0';
     if (!s->fs_put[s->fs.kind]) /* formatted once, when first prepared */
-        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO fs_%s(k, st) VALUES (?1, ?2)",
+        snprintf(sql, sizeof sql, "UPDATE %s SET ms = ?2 WHERE rowid = ?1",
                  kind_table(s->fs.kind));
     q = prepare_once(s, &s->fs_put[s->fs.kind], sql);
     if (!q)
@@ -743,6 +742,19 @@ static int fs_flush(struct store *s)
     sqlite3_bind_blob(q, 2, s->fs.buf, (int)s->fs.len, SQLITE_STATIC);
     s->fs.dirty = 0;
     return run(s, q, "merge state");
+}
+
+/* Binds the held merge state if it is of (kind, rowid), which is then
+ * written; else NULL. */
+static void fs_bind_for(struct store *s, sqlite3_stmt *q, int col, enum store_kind kind,
+                        int64_t rowid)
+{
+    if (s->fs.valid && s->fs.kind == kind && s->fs.rowid == rowid) {
+        sqlite3_bind_blob(q, col, s->fs.buf, (int)s->fs.len, SQLITE_TRANSIENT);
+        s->fs.dirty = 0;
+    } else {
+        sqlite3_bind_null(q, col);
+    }
 }
 
 /* Makes s->fs hold the merge state of a record; *found is 0 (and nothing
@@ -770,7 +782,7 @@ static int fs_load(struct store *s, enum store_kind kind, const struct store_id 
     s->fs.valid = 0;
     sql[0] = '\0';
     if (!s->fs_get[kind]) /* formatted once, when first prepared */
-        snprintf(sql, sizeof sql, "SELECT st FROM fs_%s WHERE k = ?1", kind_table(kind));
+        snprintf(sql, sizeof sql, "SELECT ms FROM %s WHERE rowid = ?1", kind_table(kind));
     q = prepare_once(s, &s->fs_get[kind], sql);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
@@ -1052,9 +1064,9 @@ static int check_patient(struct store *s, struct store_patient *p)
 /* ---- open / close ------------------------------------------------------- */
 
 /* Layout 2 to 3, in check_layout's transaction: each kind's merge state,
- * a row per field keyed by rowid << 16 | field (origin NULL: this device),
- * becomes a row per record (fs_entry blobs in field order), and each other
- * writer a ref in the origin table. */
+ * a table of a row per field keyed by rowid << 16 | field (origin NULL:
+ * this device), goes into its records' rows (ms: fs_entry blobs in field
+ * order), and each other writer gets a ref in the origin table. */
 static int migrate_v2(struct store *s)
 {
     static const char *const kinds[] = { "patient", "visit", "observation", "note", "task" };
@@ -1065,17 +1077,18 @@ static int migrate_v2(struct store *s)
         sqlite3_stmt *ins = NULL;
         char sql[200];
         int64_t cur = -1;
-        int rc = sqlite3_exec(s->db, "CREATE TABLE fs_new(k INTEGER PRIMARY KEY, st BLOB NOT NULL)",
-                              NULL, NULL, NULL);
+        int rc;
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN ms BLOB", kinds[k]);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
         snprintf(sql, sizeof sql,
                  "SELECT k, vtype, vint, vtext, vblob, hlc_wall, hlc_counter, origin FROM fs_%s"
                  " ORDER BY k",
                  kinds[k]);
         if (rc == SQLITE_OK)
             rc = sqlite3_prepare_v2(s->db, sql, -1, &sel, NULL);
+        snprintf(sql, sizeof sql, "UPDATE %s SET ms = ?2 WHERE rowid = ?1", kinds[k]);
         if (rc == SQLITE_OK)
-            rc = sqlite3_prepare_v2(s->db, "INSERT INTO fs_new(k, st) VALUES (?1, ?2)", -1, &ins,
-                                    NULL);
+            rc = sqlite3_prepare_v2(s->db, sql, -1, &ins, NULL);
         s->fs.len = 0;
         while (rc == SQLITE_OK && ret == SAT_OK) {
             struct fs_entry e;
@@ -1131,8 +1144,7 @@ static int migrate_v2(struct store *s)
         sqlite3_finalize(sel);
         sqlite3_finalize(ins);
         if (ret == SAT_OK && rc == SQLITE_OK) {
-            snprintf(sql, sizeof sql, "DROP TABLE fs_%s; ALTER TABLE fs_new RENAME TO fs_%s;",
-                     kinds[k], kinds[k]);
+            snprintf(sql, sizeof sql, "DROP TABLE fs_%s", kinds[k]);
             rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
         }
         if (ret == SAT_OK && rc != SQLITE_OK)
@@ -2374,6 +2386,13 @@ static struct pending_row *pend_of(const struct store *s, enum store_kind kind,
     return pr;
 }
 
+/* 1 if (kind, rowid) is the pending row's. */
+static int pend_holds(const struct store *s, enum store_kind kind, int64_t rowid)
+{
+    const struct pending_row *pr = s->apply ? &s->apply->pend : NULL;
+    return pr && pr->active && pr->kind == kind && pr->rowid == rowid;
+}
+
 /* 1 and its rowid if record is the pending row. */
 static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
                       int64_t *rowid)
@@ -2463,7 +2482,7 @@ static int pend_insert(struct store *s)
     struct pending_row *pr = &s->apply->pend;
     sqlite3_stmt **slot = NULL;
     sqlite3_stmt *q;
-    int idx = 4;
+    int idx = 5;
     for (size_t j = 0; j < PEND_INSERTS && !slot; j++)
         if (s->apply->insert[pr->kind][j].q && s->apply->insert[pr->kind][j].set == pr->set)
             slot = &s->apply->insert[pr->kind][j].q;
@@ -2472,7 +2491,7 @@ static int pend_insert(struct store *s)
         char params[256];
         char sql[900];
         size_t nc = 0, np = 0;
-        int n = 4;
+        int n = 5;
         for (size_t i = 0; i < FIELD_COLS; i++) {
             if (!(pr->set >> i & 1))
                 continue;
@@ -2480,7 +2499,8 @@ static int pend_insert(struct store *s)
             np += (size_t)snprintf(params + np, sizeof params - np, ", ?%d", n++);
         }
         cols[nc] = params[np] = '\0';
-        snprintf(sql, sizeof sql, "INSERT INTO %s(rowid, id, deleted%s) VALUES (?1, ?2, ?3%s)",
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO %s(rowid, id, deleted, ms%s) VALUES (?1, ?2, ?3, ?4%s)",
                  kind_table(pr->kind), cols, params);
         unsigned j = s->apply->insert_next[pr->kind]++ % PEND_INSERTS;
         slot = &s->apply->insert[pr->kind][j].q;
@@ -2497,6 +2517,7 @@ static int pend_insert(struct store *s)
     sqlite3_bind_int64(q, 1, pr->rowid);
     bind_id(q, 2, &pr->id);
     sqlite3_bind_int(q, 3, pr->deleted);
+    fs_bind_for(s, q, 4, pr->kind, pr->rowid);
     for (size_t i = 0; i < FIELD_COLS; i++)
         if (pr->set >> i & 1)
             bind_column(q, idx++, pr->vals[i]);
@@ -2707,19 +2728,9 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
     " WHERE patient_id = ?1 UNION SELECT id FROM note WHERE patient_id = ?1"            \
     " UNION SELECT id FROM task WHERE patient_id = ?1)"
 
-/* Deletes the merge state of the records of kind table `t` that match
- * `where` (fs.k is the record's rowid). */
-#define FS_PURGE(t, where) \
-    "DELETE FROM fs_" t " WHERE k IN (SELECT r.rowid FROM " t " r WHERE " where ")"
-
 static int purge_patient(struct store *s, const struct store_id *patient)
 {
     static const char *const sql[] = {
-        FS_PURGE("patient", "r.id = ?1"),
-        FS_PURGE("visit", "r.patient_id = ?1"),
-        FS_PURGE("observation", "r.patient_id = ?1"),
-        FS_PURGE("note", "r.patient_id = ?1"),
-        FS_PURGE("task", "r.patient_id = ?1"),
         "DELETE FROM visit WHERE patient_id = ?1",
         "DELETE FROM observation WHERE patient_id = ?1",
         "DELETE FROM note WHERE patient_id = ?1",
