@@ -31,17 +31,48 @@ static size_t batch_changes_max(const pb_field_t *field)
                                                          : PROTO_BATCH_CHANGES_MAX;
 }
 
+_Static_assert(satchel_FieldChange_size <= UINT16_MAX, "a change's size fits sizes[]");
+
+/* Writes each change as a submessage: its tag, its size, its fields. In
+ * nanopb's sizing pass (a stream without a callback) only the sizes are
+ * worked out, and kept for the writing pass (pb_encode_submessage would
+ * size each change again there). */
 static bool encode_changes(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
 {
-    const struct proto_changes_out *src = *arg;
-    if (src->count > batch_changes_max(field))
-        PB_RETURN_ERROR(os, "too many changes in a batch");
-    for (size_t i = 0; i < src->count; i++) {
-        if (!pb_encode_tag_for_field(os, field) ||
-            !pb_encode_submessage(os, satchel_FieldChange_fields, &src->items[i]))
-            return false;
+    struct proto_changes_out *src = *arg;
+    int sizing = os->callback == NULL;
+    int use_sizes = !sizing && src->sized;
+    bool ok = src->count <= batch_changes_max(field);
+    if (!ok)
+        PB_SET_ERROR(os, "too many changes in a batch");
+    src->sized = 0;
+    for (size_t i = 0; ok && i < src->count; i++) {
+        const satchel_FieldChange *c = &src->items[i];
+        size_t size = src->sizes[i];
+        size_t before;
+        if (!use_sizes && !pb_get_encoded_size(&size, satchel_FieldChange_fields, c)) {
+            /* Encoding it fails too, and says why (a string without its
+             * end). */
+            if (pb_encode_submessage(os, satchel_FieldChange_fields, c))
+                PB_SET_ERROR(os, "a change could not be sized");
+            ok = false;
+            break;
+        }
+        src->sizes[i] = (uint16_t)size;
+        ok = pb_encode_tag_for_field(os, field) && pb_encode_varint(os, size);
+        if (ok && sizing) {
+            ok = pb_write(os, NULL, size);
+            continue;
+        }
+        before = os->bytes_written;
+        ok = ok && pb_encode(os, satchel_FieldChange_fields, c);
+        if (ok && os->bytes_written - before != size) {
+            PB_SET_ERROR(os, "a change's size changed while it was encoded");
+            ok = false;
+        }
     }
-    return true;
+    src->sized = ok && sizing;
+    return ok;
 }
 
 static bool decode_change(pb_istream_t *is, const pb_field_t *field, void **arg)
@@ -62,6 +93,7 @@ static bool decode_change(pb_istream_t *is, const pb_field_t *field, void **arg)
 
 void proto_bind_changes_encode(pb_callback_t *cb, struct proto_changes_out *src)
 {
+    src->sized = 0;
     cb->funcs.encode = encode_changes;
     cb->arg = src;
 }

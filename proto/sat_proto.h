@@ -52,6 +52,12 @@ struct proto_changes_out {
     const satchel_FieldChange *items;
     size_t count; /* at most PROTO_BATCH_CHANGES_MAX in a PushBatch,
                    * PROTO_PULL_CHANGES_MAX in a PullBatch */
+    /* The encoder's own: each change's size, found by nanopb's sizing pass
+     * over the batch (a batch inside a Frame is sized before it is
+     * written) and used by the writing pass that follows, which would
+     * otherwise size every change again. */
+    uint16_t sizes[PROTO_PULL_CHANGES_MAX];
+    int sized;
 };
 
 /* Sink for the changes of a batch being decoded. on_change is called once

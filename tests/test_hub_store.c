@@ -604,7 +604,7 @@ static void test_pull_ends_batches_by_bytes(void **state)
     }
 
     do {
-        struct proto_changes_out out = { f->pulled, 0 };
+        struct proto_changes_out out = { .items = f->pulled, .count = 0 };
         size_t bytes = 0, len = 0;
         assert_true(rounds < 16);
         assert_int_equal(pull(f, DEV_B, cursor, HUB_PULL_CHANGES_MAX), SAT_OK);

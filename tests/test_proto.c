@@ -244,7 +244,7 @@ static void test_full_batches_roundtrip_in_frames(void **state)
 {
     satchel_FieldChange *items = full_batch();
     satchel_FieldChange *got = calloc(PROTO_BATCH_CHANGES_MAX, sizeof *got);
-    struct proto_changes_out out = { items, PROTO_BATCH_CHANGES_MAX };
+    struct proto_changes_out out = { .items = items, .count = PROTO_BATCH_CHANGES_MAX };
     struct collected col = { got, 0 };
     struct proto_changes_in in = { collect_change, &col, 0 };
     satchel_Frame f;
@@ -387,7 +387,7 @@ static void test_too_long_fields_are_rejected(void **state)
 static void test_oversize_batch_is_rejected(void **state)
 {
     satchel_FieldChange *items = full_batch();
-    struct proto_changes_out out = { items, PROTO_BATCH_CHANGES_MAX + 1 };
+    struct proto_changes_out out = { .items = items, .count = PROTO_BATCH_CHANGES_MAX + 1 };
     struct proto_changes_in in = { NULL, NULL, 0 };
     satchel_PushBatch b;
     pb_ostream_t os;
@@ -413,13 +413,91 @@ static void test_oversize_batch_is_rejected(void **state)
     free(items);
 }
 
+/* nanopb's own way: each change as a submessage, sized on every pass. */
+static bool reference_encode_changes(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+    const struct proto_changes_out *src = *arg;
+    for (size_t i = 0; i < src->count; i++)
+        if (!pb_encode_tag_for_field(os, field) ||
+            !pb_encode_submessage(os, satchel_FieldChange_fields, &src->items[i]))
+            return false;
+    return true;
+}
+
+/* A pull batch frame of n changes from items, encoded by sat_proto (*len)
+ * and by nanopb's way into ref (*ref_len). */
+static void encode_both(const satchel_FieldChange *items, size_t n, uint8_t *ref, size_t *len,
+                        size_t *ref_len)
+{
+    struct proto_changes_out out = { .items = items, .count = n };
+    satchel_Frame f;
+    memset(&f, 0, sizeof f);
+    f.which_msg = satchel_Frame_pull_batch_tag;
+    f.msg.pull_batch.next_cursor = 99;
+    proto_bind_changes_encode(&f.msg.pull_batch.changes, &out);
+    assert_int_equal(proto_frame_encode(&f, buf, sizeof buf, len), SAT_OK);
+    f.msg.pull_batch.changes.funcs.encode = reference_encode_changes;
+    assert_int_equal(proto_frame_encode(&f, ref, BUF_BYTES, ref_len), SAT_OK);
+}
+
+/* Sizing each change once (sat_proto's encode_changes) writes the very
+ * bytes nanopb's submessage encoding does: every value type, lengths
+ * either side of 127 bytes, in a frame (sized first) and alone. */
+static void test_batch_encoding_is_nanopbs(void **state)
+{
+    static const pb_size_t kinds[] = { satchel_FieldValue_text_tag, satchel_FieldValue_integer_tag,
+                                       satchel_FieldValue_blob_tag, satchel_FieldValue_flag_tag,
+                                       satchel_FieldValue_tombstone_tag };
+    satchel_FieldChange *items = calloc(40, sizeof *items);
+    uint8_t *ref = malloc(BUF_BYTES);
+    struct proto_changes_out out;
+    satchel_PullBatch b;
+    size_t len = 0, ref_len = 0;
+    (void)state;
+    assert_non_null(items);
+    assert_non_null(ref);
+    for (unsigned i = 0; i < 40; i++) {
+        make_change(&items[i], i, kinds[i % 5]);
+        items[i].stamp.wall_ms = 1700000000000ull + i;
+        items[i].stamp.counter = i % 3;
+        if (kinds[i % 5] == satchel_FieldValue_text_tag) /* 0 to 156 characters */
+            items[i].value.value.text[(i * 4) % sizeof items[i].value.value.text] = '\0';
+    }
+    encode_both(items, 40, ref, &len, &ref_len);
+    assert_int_equal(len, ref_len);
+    assert_memory_equal(buf, ref, len);
+    /* Another batch through a fresh binding: nothing of the last one's
+     * sizes is used. */
+    encode_both(items + 7, 3, ref, &len, &ref_len);
+    assert_int_equal(len, ref_len);
+    assert_memory_equal(buf, ref, len);
+
+    /* A batch encoded on its own has no sizing pass first. */
+    memset(&b, 0, sizeof b);
+    out = (struct proto_changes_out){ .items = items, .count = 40 };
+    proto_bind_changes_encode(&b.changes, &out);
+    assert_int_equal(proto_encode(satchel_PullBatch_fields, &b, buf, BUF_BYTES, &len), SAT_OK);
+    b.changes.funcs.encode = reference_encode_changes;
+    assert_int_equal(proto_encode(satchel_PullBatch_fields, &b, ref, BUF_BYTES, &ref_len), SAT_OK);
+    assert_int_equal(len, ref_len);
+    assert_memory_equal(buf, ref, len);
+
+    /* A text without its end is refused, saying so. */
+    memset(items[5].value.value.text, 'x', sizeof items[5].value.value.text);
+    proto_bind_changes_encode(&b.changes, &out);
+    assert_int_equal(proto_encode(satchel_PullBatch_fields, &b, buf, BUF_BYTES, &len),
+                     SAT_ERR_PROTO_ENCODE);
+    free(items);
+    free(ref);
+}
+
 /* A PullBatch takes up to PROTO_PULL_CHANGES_MAX changes (a PushBatch only
  * PROTO_BATCH_CHANGES_MAX), and proto_change_batch_bytes is exactly what each
  * change adds to a batch, so the hub's byte bound is the real size. */
 static void test_pull_batch_bounds(void **state)
 {
     satchel_FieldChange *items = calloc(PROTO_PULL_CHANGES_MAX + 1, sizeof *items);
-    struct proto_changes_out out = { items, PROTO_PULL_CHANGES_MAX };
+    struct proto_changes_out out = { .items = items, .count = PROTO_PULL_CHANGES_MAX };
     struct proto_changes_in in = { NULL, NULL, 0 };
     satchel_PullBatch b;
     satchel_Frame f;
@@ -524,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_too_long_fields_are_rejected),
         cmocka_unit_test(test_oversize_batch_is_rejected),
         cmocka_unit_test(test_pull_batch_bounds),
+        cmocka_unit_test(test_batch_encoding_is_nanopbs),
         cmocka_unit_test(test_frame_header_and_truncation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
