@@ -611,6 +611,21 @@ static int fs_damaged(struct store *s)
                 kind_table(s->fs.kind));
 }
 
+/* Room for one more writer in s->origins. */
+static int origins_room(struct store *s)
+{
+    size_t cap = s->origins_cap ? 2 * s->origins_cap : 16;
+    struct store_id *o;
+    if (s->norigins < s->origins_cap)
+        return SAT_OK;
+    o = realloc(s->origins, cap * sizeof *o);
+    if (!o)
+        return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
+    s->origins = o;
+    s->origins_cap = cap;
+    return SAT_OK;
+}
+
 /* The origin table, read once. */
 static int origins_load(struct store *s)
 {
@@ -621,15 +636,9 @@ static int origins_load(struct store *s)
     s->norigins = 0;
     rc = sqlite3_prepare_v2(s->db, "SELECT ref, id FROM origin ORDER BY ref", -1, &q, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (s->norigins == s->origins_cap) {
-            size_t cap = s->origins_cap ? 2 * s->origins_cap : 16;
-            struct store_id *o = realloc(s->origins, cap * sizeof *o);
-            if (!o) {
-                sqlite3_finalize(q);
-                return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
-            }
-            s->origins = o;
-            s->origins_cap = cap;
+        if (origins_room(s) != SAT_OK) {
+            sqlite3_finalize(q);
+            return SAT_ERR_NO_MEMORY;
         }
         if (sqlite3_column_int64(q, 0) != (sqlite3_int64)s->norigins + 1 ||
             !column_id(q, 1, &s->origins[s->norigins])) {
@@ -665,14 +674,9 @@ static int origin_ref(struct store *s, const struct store_id *id, uint64_t *ref)
             *ref = i + 1;
             return SAT_OK;
         }
-    if (s->norigins == s->origins_cap) {
-        size_t cap = s->origins_cap ? 2 * s->origins_cap : 16;
-        struct store_id *o = realloc(s->origins, cap * sizeof *o);
-        if (!o)
-            return fail(s, SAT_ERR_NO_MEMORY, "out of memory");
-        s->origins = o;
-        s->origins_cap = cap;
-    }
+    ret = origins_room(s);
+    if (ret != SAT_OK)
+        return ret;
     q = prepare_once(s, &s->origin_add, "INSERT INTO origin(ref, id) VALUES (?1, ?2)");
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "add a writer");
