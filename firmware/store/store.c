@@ -43,7 +43,8 @@
  * device is created empty and filled field by field as its changes apply.
  * A record's last column, ms, is its merge state: the winning write of
  * each of its fields on this replica, in one blob (fs_entry, in field
- * order, some 12 bytes a field). In the record's own row, a commit writes
+ * order: 11 bytes an integer field, measured, where layout 2's row per
+ * field took 37 of a page). In the record's own row, a commit writes
  * no other B-tree for it (a table of a row per field, keyed by record and
  * field, sealed one more page for each kind a commit touched). */
 static const char schema_sql[] =
@@ -784,6 +785,9 @@ static int fs_load(struct store *s, enum store_kind kind, const struct store_id 
     if (ret != SAT_OK)
         return ret;
     s->fs.valid = 0;
+    s->fs.len = 0;
+    if (pend_holds(s, kind, rowid)) /* a row not yet written has no state */
+        goto held;
     sql[0] = '\0';
     if (!s->fs_get[kind]) /* formatted once, when first prepared */
         snprintf(sql, sizeof sql, "SELECT ms FROM %s WHERE rowid = ?1", kind_table(kind));
@@ -792,7 +796,6 @@ static int fs_load(struct store *s, enum store_kind kind, const struct store_id 
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
     sqlite3_bind_int64(q, 1, rowid);
     rc = sqlite3_step(q);
-    s->fs.len = 0;
     if (rc == SQLITE_ROW) {
         size_t n = (size_t)sqlite3_column_bytes(q, 0);
         ret = fs_reserve(s, n);
@@ -805,6 +808,7 @@ static int fs_load(struct store *s, enum store_kind kind, const struct store_id 
         return ret;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return sql_fail(s, rc, "merge state");
+held:
     s->fs.valid = 1;
     s->fs.dirty = 0;
     s->fs.kind = kind;
@@ -2289,10 +2293,10 @@ static const struct field_col field_cols[] = {
  * when the run ends (pend_flush: at another record's change, or at the
  * batch's commit; a run may span calls of store_apply_changes, so values
  * are copied), not as an empty row and then an UPDATE per field (each a
- * rewrite of the row, and of an index entry for some columns). Its rowid
- * is chosen up front, as SQLite would (the largest + 1), since the merge
- * state is keyed by it. */
-#define PEND_PUT_MAX 64
+ * rewrite of the row, and of an index entry for some columns), with its
+ * merge state (s->fs holds it meanwhile, empty to start with). Its rowid is
+ * chosen up front, as SQLite would (the largest + 1), since the held
+ * merge state is keyed by it. */
 struct pending_row {
     int active;
     enum store_kind kind;
@@ -2303,10 +2307,6 @@ struct pending_row {
     struct field_value vals[FIELD_COLS];
     char *text[FIELD_COLS];           /* owned copies of text values */
     struct store_id blob[FIELD_COLS]; /* copies of id values */
-    /* The fields whose merge state this batch has written: the record being
-     * new, nothing else is there to look up (pend_fresh). */
-    uint32_t put[PEND_PUT_MAX];
-    size_t nput; /* PEND_PUT_MAX + 1: too many to track, look them up */
 };
 _Static_assert(FIELD_COLS <= 64, "pending_row.set has a bit per mapped column");
 /* INSERTs kept per kind: a kind's new records differ in their optional
@@ -2405,34 +2405,6 @@ static int pend_rowid(const struct store *s, enum store_kind kind, const struct 
     if (pr)
         *rowid = pr->rowid;
     return pr != NULL;
-}
-
-/* 1 if field of the record has no merge state for certain: the record is
- * the pending row (new to this replica) and this batch has not written the
- * field's state yet. */
-static int pend_fresh(const struct store *s, enum store_kind kind,
-                      const struct store_id *record, uint32_t field)
-{
-    const struct pending_row *pr = pend_of(s, kind, record);
-    if (!pr || pr->nput > PEND_PUT_MAX)
-        return 0;
-    for (size_t i = 0; i < pr->nput; i++)
-        if (pr->put[i] == field)
-            return 0;
-    return 1;
-}
-
-/* Notes that the pending row's field now has merge state. */
-static void pend_note_put(struct store *s, enum store_kind kind, const struct store_id *record,
-                          uint32_t field)
-{
-    struct pending_row *pr = pend_of(s, kind, record);
-    if (!pr)
-        return;
-    if (pr->nput < PEND_PUT_MAX)
-        pr->put[pr->nput++] = field;
-    else
-        pr->nput = PEND_PUT_MAX + 1;
 }
 
 /* Forgets the pending row (written, or its batch given up). */
@@ -2554,7 +2526,6 @@ static int pend_start(struct store *s, enum store_kind kind, const struct store_
     pr->id = *id;
     pr->deleted = 0;
     pr->set = 0;
-    pr->nput = 0;
     /* The merge state finds the record's rowid before its row is written. */
     s->rid_valid = 1;
     s->rid_kind = kind;
@@ -2693,9 +2664,8 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
         return fail(s, SAT_ERR_STORE_INVALID, "malformed change (kind %d, type %d)",
                     (int)c->kind, c->value_type);
     hlc_observe(&s->clock, stamp, hal_clock_wall_ms(s->hal));
-    if (pend_fresh(s, c->kind, &c->record_id, c->field))
-        w->exists = 0;
-    else if ((ret = winner_get(s, c->kind, &c->record_id, c->field, w)) != SAT_OK)
+    ret = winner_get(s, c->kind, &c->record_id, c->field, w);
+    if (ret != SAT_OK)
         return ret;
     wins = !w->exists || stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) > 0;
     if (w->exists && stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) == 0) {
@@ -2719,10 +2689,8 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
     ret = apply_to_record(s, c, v);
     if (ret == SAT_OK)
         ret = winner_put(s, c->kind, &c->record_id, c->field, v, stamp, &c->origin_device);
-    if (ret == SAT_OK) {
-        pend_note_put(s, c->kind, &c->record_id, c->field);
+    if (ret == SAT_OK)
         r->applied++;
-    }
     return ret;
 }
 
