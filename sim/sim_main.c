@@ -436,9 +436,10 @@ static void setup(struct world *w)
     w->hub_crt = pki->hub_crt;
     w->hub_key = pki->hub_key;
     /* The hub's database is scratch that lives and dies with the run (the
-     * simulator never crashes the hub): an SQLite in-memory database, so
-     * neither the host's disk nor its system calls set the pace. The hub
-     * runs the same SQL; only its journal is in memory. */
+     * simulator never crashes the hub): in memory (see
+     * hub_store_sqlite_open), so neither the host's disk nor its system
+     * calls set the pace. The hub runs the same SQL; only its journal is
+     * in memory. */
     ret = hub_store_sqlite_open(":memory:", &w->hub_store);
     if (ret != SAT_OK)
         fatal("hub database", ret);

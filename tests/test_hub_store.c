@@ -179,7 +179,10 @@ static uint64_t acked(struct fixture *f, const uint8_t dev[HUB_ID_BYTES])
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static int setup(void **state)
+/* A store in a file under a fresh directory, or (in_memory) the private
+ * in-memory store ":memory:" opens; the directory is made either way, so
+ * a test can look for files that should not be there. */
+static int setup_store(void **state, int in_memory)
 {
     struct fixture *f = calloc(1, sizeof *f);
     if (!f)
@@ -189,7 +192,10 @@ static int setup(void **state)
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof f->path, "%s/hub.db", f->dir);
+    if (in_memory)
+        snprintf(f->path, sizeof f->path, ":memory:");
+    else
+        snprintf(f->path, sizeof f->path, "%s/hub.db", f->dir);
     if (hub_store_sqlite_open(f->path, &f->hub) != SAT_OK ||
         hub_store_device_register(f->hub, DEV_A, "north") != SAT_OK ||
         hub_store_device_register(f->hub, DEV_B, "north") != SAT_OK ||
@@ -197,6 +203,16 @@ static int setup(void **state)
         return -1;
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_store(state, 0);
+}
+
+static int setup_memory(void **state)
+{
+    return setup_store(state, 1);
 }
 
 static int teardown(void **state)
@@ -1017,6 +1033,40 @@ static void test_two_handles_share_the_sequence(void **state)
     hub_store_close(admin);
 }
 
+/* ":memory:" opens a store of its own each time (the simulator's hub):
+ * what one holds the other does not, nothing lands on disk, and a refused
+ * batch leaves it as it was (its journal is in memory, but it is one). */
+static void test_in_memory_stores_are_separate(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_store *other = NULL;
+    struct hub_stats a, b;
+    struct hub_device d;
+    char cwd_probe[64];
+    FILE *probe;
+
+    push_patient_1(f);
+    a = stats(f);
+    assert_true(a.last_seq > 0);
+    assert_int_equal(hub_store_sqlite_open(":memory:", &other), SAT_OK);
+    assert_int_equal(hub_store_stats(other, &b), SAT_OK);
+    assert_int_equal(b.last_seq, 0);
+    assert_int_equal(hub_store_device_get(other, DEV_A, &d), SAT_ERR_HUB_UNKNOWN_DEVICE);
+    assert_int_equal(hub_store_device_register(other, DEV_A, "south"), SAT_OK);
+    hub_store_close(other);
+    assert_int_equal(hub_store_device_get(f->hub, DEV_A, &d), SAT_OK);
+    assert_string_equal(d.team, "north");
+    b = stats(f);
+    assert_memory_equal(&a, &b, sizeof a);
+    /* No file by the store's name (or its journal's) where it ran. */
+    for (int i = 0; i < 3; i++) {
+        static const char *const suffix[] = { "", "-journal", "-wal" };
+        snprintf(cwd_probe, sizeof cwd_probe, "satchel-hub%s", suffix[i]);
+        probe = fopen(cwd_probe, "rb");
+        assert_null(probe);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1086,19 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_share_the_sequence, setup, teardown),
+        /* The same rules hold in the simulator's in-memory hub store. */
+        cmocka_unit_test_setup_teardown(test_push_creates_patient_in_pushers_team, setup_memory,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_replay_is_idempotent, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_scope_batch_stores_nothing, setup_memory,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_origin_and_bad_changes_refused,
+                                        setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_in_batches, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_reassignment_moves_and_purges_once, setup_memory,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_in_memory_stores_are_separate, setup_memory,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

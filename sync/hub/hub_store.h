@@ -372,7 +372,9 @@ static inline HUB_CHECK int hub_store_stats(struct hub_store *s, struct hub_stat
 /* ---- backends ------------------------------------------------------------- */
 
 /* Opens (creating if needed) the SQLite hub store at path, a plain file on
- * the hub's disk (WAL journal, synchronous=FULL). On SAT_OK *out is ready;
+ * the hub's disk (WAL journal, synchronous=FULL). ":memory:" is a new,
+ * private store in memory that goes when it is closed (the simulator's
+ * hub; its journal is in memory too). On SAT_OK *out is ready;
  * close it with hub_store_close. SAT_ERR_HUB_STORAGE (cannot open, not a
  * hub store, or a newer schema), SAT_ERR_NO_MEMORY. */
 int hub_store_sqlite_open(const char *path, struct hub_store **out);
