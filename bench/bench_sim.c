@@ -4,7 +4,9 @@
  * encrypted stores), back to back: one day with 8, 64 and 512 tablets, then
  * 8 tablets over 30 days in a row (stores, caseloads and TLS sessions carry
  * over, so set-up and full handshakes are paid once, as in a service's
- * year); --year adds 8 and 10 tablets over 365 days.
+ * year), and the issue's own yardstick: a year of a 10-nurse service (10
+ * tablets over 365 days, "in about a minute"); --year adds 8 tablets over
+ * 365 days, --quick leaves the year out.
  *
  * Runs build/.../sim/satchel-sim (next to this program's build directory,
  * or --sim PATH) as a child with --seed 1 --quiet --devices N --days D and
@@ -112,7 +114,9 @@ int main(int argc, char **argv)
     int year = 0;
     double base = 0;
     double multi;
+    double later;
     double year8 = 0;
+    double year10 = 0;
     snprintf(sim, sizeof sim, "satchel-sim");
     {
         char self[4000]; /* leaves room in sim[] for the suffix */
@@ -133,15 +137,21 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--quick") == 0) {
             max = 64;
             long_days = 7;
+            year = -1;
         } else if (strcmp(argv[i], "--year") == 0) {
-            year = 1;
+            if (year == 0)
+                year = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("Usage: bench_sim [--quick] [--year] [--sim PATH]\n"
                    "Times satchel-sim on the default scenario: one day with 8, 64 and 512\n"
-                   "tablets, then 8 tablets over 30 days (--quick: up to 64 tablets, and\n"
-                   "7 days; --year: also 8 and 10 tablets over 365 days, a few minutes)\n"
-                   "and prints simulated device-days per second: of the median of 5 runs\n"
-                   "(8 and 64 tablets over a day) or 3 (over 30 days), and of the fastest.\n");
+                   "tablets, 8 tablets over 30 days, then a year of a 10-nurse service\n"
+                   "(10 tablets over 365 days; about 3 minutes in all) and prints simulated\n"
+                   "device-days per second: of the median of 5 runs (8 and 64 tablets over\n"
+                   "a day) or 3 (over 30 days), and of the fastest; and of the days after\n"
+                   "the first (the 30-day run less the one-day run: without set-up).\n"
+                   "  --quick  up to 64 tablets, 7 days, no year (a smoke run; wins over --year)\n"
+                   "  --year   also 8 tablets over 365 days (another minute or so)\n"
+                   "  --sim PATH  the satchel-sim to time (default: this build's)\n");
             return 0;
         } else {
             fprintf(stderr, "bench_sim: unknown option '%s' (try --help)\n", argv[i]);
@@ -172,14 +182,25 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "sim_8_devices_%u_days", long_days);
     multi = figure(sim, name, 8, long_days, 3);
     printf("sim_8_devices_%u_days_vs_one_day_throughput: %.2fx\n", long_days, multi / base);
-    if (year) { /* a year: the target's 8 tablets, and a 10-nurse service */
+    /* The days after the first: what the long run took beyond the one-day
+     * run, which alone pays the set-up (the fleet's keys and certificates,
+     * enrolment, every tablet's first full handshake) and the end-of-run
+     * checks. Medians of both. */
+    later = 8.0 * long_days / multi - 8.0 / base; /* seconds */
+    later = later > 0 ? 8.0 * (long_days - 1) / later : 0;
+    printf("sim_8_devices_days_after_the_first_device_days_per_s: %.1f device-days/s\n", later);
+    if (year >= 0) /* the yardstick: a year of a 10-nurse service */
+        year10 = figure(sim, "sim_10_devices_365_days", 10, 365, 1);
+    if (year > 0)
         year8 = figure(sim, "sim_8_devices_365_days", 8, 365, 1);
-        figure(sim, "sim_10_devices_365_days", 10, 365, 1);
-    }
     printf("target_ge_50_device_days_per_s_at_8_one_day: %s\n", base >= 50 ? "yes" : "no");
     printf("target_ge_50_device_days_per_s_at_8_over_%u_days: %s\n", long_days,
            multi >= 50 ? "yes" : "no");
-    if (year)
+    printf("target_ge_50_device_days_per_s_at_8_after_the_first_day: %s\n",
+           later >= 50 ? "yes" : "no");
+    if (year >= 0) /* 50 device-days/s is 73 s for 3,650 */
+        printf("target_year_of_10_tablets_in_about_a_minute: %s\n", year10 >= 50 ? "yes" : "no");
+    if (year > 0)
         printf("target_ge_50_device_days_per_s_at_8_over_365_days: %s\n",
                year8 >= 50 ? "yes" : "no");
     return 0;
