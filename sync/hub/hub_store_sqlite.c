@@ -1483,6 +1483,7 @@ int hub_store_sqlite_open(const char *path, struct hub_store **out)
     struct hub_sqlite *h;
     sqlite3_stmt *q;
     int ret = SAT_ERR_HUB_STORAGE, rc;
+    int in_memory;
 
     if (!path || !out)
         return SAT_ERR_INVALID;
@@ -1509,7 +1510,8 @@ int hub_store_sqlite_open(const char *path, struct hub_store **out)
      * lives in its page cache, and SQLite walks all of that cache's hash
      * table at every commit: a commit's cost grew with the store (2.4% of
      * a 120-day run of 10 tablets went there, and more over a year). */
-    if (strcmp(path, ":memory:") == 0)
+    in_memory = strcmp(path, ":memory:") == 0;
+    if (in_memory)
         rc = sqlite3_open_v2("satchel-hub", &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                              "memdb");
     else
@@ -1519,7 +1521,7 @@ int hub_store_sqlite_open(const char *path, struct hub_store **out)
         goto exit;
     }
     sqlite3_extended_result_codes(h->db, 1);
-    if (strcmp(path, ":memory:") == 0) {
+    if (in_memory) {
         /* memdb stops a store at 1 GiB unless told otherwise; as for any
          * in-memory database, the host's memory is the limit. */
         sqlite3_int64 limit = INT64_MAX;
