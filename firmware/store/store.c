@@ -430,6 +430,8 @@ static void bind_value(sqlite3_stmt *q, int col, struct field_value v)
 static const char *kind_table(enum store_kind kind);
 
 static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const char *sql);
+static sqlite3_stmt *prepare_kind_once(struct store *s, sqlite3_stmt **slot, const char *fmt,
+                                       enum store_kind kind);
 
 static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
                       int64_t *rowid);
@@ -440,7 +442,6 @@ static int pend_rowid(const struct store *s, enum store_kind kind, const struct 
 static int record_rowid(struct store *s, enum store_kind kind, const struct store_id *record,
                         int64_t *rowid)
 {
-    char sql[80];
     sqlite3_stmt *q;
     int rc;
     if (s->rid_valid && s->rid_kind == kind && memcmp(&s->rid_id, record, sizeof *record) == 0) {
@@ -449,10 +450,7 @@ static int record_rowid(struct store *s, enum store_kind kind, const struct stor
     }
     if (pend_rowid(s, kind, record, rowid))
         return SAT_OK;
-    sql[0] = '\0';
-    if (!s->rowid_of[kind]) /* formatted once, when first prepared */
-        snprintf(sql, sizeof sql, "SELECT rowid FROM %s WHERE id = ?1", kind_table(kind));
-    q = prepare_once(s, &s->rowid_of[kind], sql);
+    q = prepare_kind_once(s, &s->rowid_of[kind], "SELECT rowid FROM %s WHERE id = ?1", kind);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
     bind_id(q, 1, record);
@@ -730,17 +728,13 @@ static int pend_flush(struct store *s);
  * (a pending row is written whole, with it). */
 static int fs_flush(struct store *s)
 {
-    char sql[80];
     sqlite3_stmt *q;
     if (!s->fs.valid || !s->fs.dirty)
         return SAT_OK;
     if (pend_holds(s, s->fs.kind, s->fs.rowid))
         return pend_flush(s);
-    sql[0] = '\0';
-    if (!s->fs_put[s->fs.kind]) /* formatted once, when first prepared */
-        snprintf(sql, sizeof sql, "UPDATE %s SET ms = ?2 WHERE rowid = ?1",
-                 kind_table(s->fs.kind));
-    q = prepare_once(s, &s->fs_put[s->fs.kind], sql);
+    q = prepare_kind_once(s, &s->fs_put[s->fs.kind], "UPDATE %s SET ms = ?2 WHERE rowid = ?1",
+                          s->fs.kind);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
     sqlite3_bind_int64(q, 1, s->fs.rowid);
@@ -767,7 +761,6 @@ static void fs_bind_for(struct store *s, sqlite3_stmt *q, int col, enum store_ki
 static int fs_load(struct store *s, enum store_kind kind, const struct store_id *record,
                    int *found)
 {
-    char sql[80];
     sqlite3_stmt *q;
     int64_t rowid;
     int rc;
@@ -788,10 +781,7 @@ static int fs_load(struct store *s, enum store_kind kind, const struct store_id 
     s->fs.len = 0;
     if (pend_holds(s, kind, rowid)) /* a row not yet written has no state */
         goto held;
-    sql[0] = '\0';
-    if (!s->fs_get[kind]) /* formatted once, when first prepared */
-        snprintf(sql, sizeof sql, "SELECT ms FROM %s WHERE rowid = ?1", kind_table(kind));
-    q = prepare_once(s, &s->fs_get[kind], sql);
+    q = prepare_kind_once(s, &s->fs_get[kind], "SELECT ms FROM %s WHERE rowid = ?1", kind);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "merge state");
     sqlite3_bind_int64(q, 1, rowid);
@@ -2359,6 +2349,19 @@ static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const ch
     return *slot;
 }
 
+/* prepare_once for a statement on a kind's table: fmt has one %s, the
+ * table's name, and is formatted only when the statement is first
+ * prepared. */
+static sqlite3_stmt *prepare_kind_once(struct store *s, sqlite3_stmt **slot, const char *fmt,
+                                       enum store_kind kind)
+{
+    char sql[80];
+    sql[0] = '\0';
+    if (!*slot)
+        snprintf(sql, sizeof sql, fmt, kind_table(kind));
+    return prepare_once(s, slot, sql);
+}
+
 /* The mapped column of a field of a kind, or FIELD_COLS if it has none. */
 static size_t field_col_of(enum store_kind kind, uint32_t field)
 {
@@ -2504,14 +2507,10 @@ static int pend_insert(struct store *s)
 static int pend_start(struct store *s, enum store_kind kind, const struct store_id *id)
 {
     struct pending_row *pr = &s->apply->pend;
-    char sql[80];
     sqlite3_stmt *q;
     int rc;
-    sql[0] = '\0';
-    if (!s->apply->next_rowid[kind]) /* formatted once, when first prepared */
-        snprintf(sql, sizeof sql, "SELECT coalesce(max(rowid), 0) + 1 FROM %s",
-                 kind_table(kind));
-    q = prepare_once(s, &s->apply->next_rowid[kind], sql);
+    q = prepare_kind_once(s, &s->apply->next_rowid[kind],
+                          "SELECT coalesce(max(rowid), 0) + 1 FROM %s", kind);
     if (!q)
         return sql_fail(s, sqlite3_errcode(s->db), "apply change");
     rc = sqlite3_step(q);
