@@ -32,9 +32,12 @@ static const uint8_t PAT_9[HUB_ID_BYTES] = ID16(0x19); /* never pushed */
 static const uint8_t VISIT_1[HUB_ID_BYTES] = ID16(0x21);
 static const uint8_t VISIT_2[HUB_ID_BYTES] = ID16(0x22);
 static const uint8_t NOTE_1[HUB_ID_BYTES] = ID16(0x31);
+static const uint8_t OBS_1[HUB_ID_BYTES] = ID16(0x41);
+static const uint8_t TASK_1[HUB_ID_BYTES] = ID16(0x51);
 
 #define KIND_PATIENT satchel_RecordKind_RECORD_KIND_PATIENT
 #define KIND_VISIT satchel_RecordKind_RECORD_KIND_VISIT
+#define KIND_OBS satchel_RecordKind_RECORD_KIND_OBSERVATION
 #define KIND_NOTE satchel_RecordKind_RECORD_KIND_CARE_NOTE
 #define KIND_TASK satchel_RecordKind_RECORD_KIND_TASK
 
@@ -1067,6 +1070,114 @@ static void test_in_memory_stores_are_separate(void **state)
     }
 }
 
+/* A reassignment purges every kind of record the patient has from the old
+ * team (the patient, its visits, observations, notes and tasks, each once)
+ * and re-feeds every field of each of them to the new team. */
+static void test_reassignment_purges_and_refeeds_every_kind(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    const uint8_t *records[] = { PAT_1, VISIT_1, OBS_1, NOTE_1, TASK_1 };
+    const size_t nrecords = sizeof records / sizeof records[0];
+    uint64_t cursor_b, cursor_c;
+    size_t pushed = 0;
+
+    push_patient_1(f);
+    pushed += f->batch.n;
+    batch_start(&f->batch, 9);
+    set_blob(batch_add(&f->batch, DEV_A, OBS_1, KIND_OBS, 2, 1100), PAT_1);
+    set_int(batch_add(&f->batch, DEV_A, OBS_1, KIND_OBS, 501, 1101), 22);
+    set_blob(batch_add(&f->batch, DEV_A, TASK_1, KIND_TASK, 2, 1102), PAT_1);
+    add_text(&f->batch, DEV_A, TASK_1, KIND_TASK, 3, 1103, "phone GP");
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.stored, 4);
+    pushed += f->batch.n;
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, pushed);
+    cursor_b = f->res.next_cursor;
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    cursor_c = f->res.next_cursor;
+
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "south", NULL), SAT_OK);
+    assert_int_equal(pull(f, DEV_B, cursor_b, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.count, 0);
+    assert_int_equal(f->res.purge_count, nrecords);
+    for (size_t i = 0; i < nrecords; i++)
+        assert_true(purged(f, records[i]));
+    assert_int_equal(pull(f, DEV_C, cursor_c, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(f->res.purge_count, 0);
+    assert_int_equal(f->res.count, pushed); /* no stamp given: no team field */
+    assert_non_null(pulled_find(f, OBS_1, 2));
+    assert_non_null(pulled_find(f, OBS_1, 501));
+    assert_non_null(pulled_find(f, TASK_1, 2));
+    assert_non_null(pulled_find(f, TASK_1, 3));
+    assert_non_null(pulled_find(f, VISIT_1, 3));
+    assert_non_null(pulled_find(f, NOTE_1, 5));
+}
+
+/* Two devices write one field with exactly the same stamp. The hub keeps
+ * the write of the higher origin (the merge rule every tablet applies),
+ * whichever reaches it first: in the conflicts it records, and in what it
+ * re-feeds to the patient's new team. */
+static void test_equal_stamps_tie_break_on_origin(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_push_result r;
+    struct hub_device d;
+    struct hub_conflict list[HUB_CONFLICTS_LIST_MAX];
+    const satchel_FieldChange *c;
+    size_t n = 0;
+    uint64_t cursor_c;
+
+    _Static_assert(0xB2 > 0xA1, "B's id is the higher");
+    push_patient_1(f);
+    assert_int_equal(pull(f, DEV_B, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    assert_int_equal(hub_store_device_checkin(f->hub, DEV_B, f->res.next_cursor, &d), SAT_OK);
+
+    /* Family name: A's write reaches the hub first. */
+    batch_start(&f->batch, 9);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 4, 3000, "A's name");
+    f->batch.c[0].stamp.counter = 5;
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    batch_start(&f->batch, 1);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 4, 3000, "B's name");
+    f->batch.c[0].stamp.counter = 5;
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 1);
+    /* Address: B's write reaches the hub first. */
+    batch_start(&f->batch, 2);
+    add_text(&f->batch, DEV_B, PAT_1, KIND_PATIENT, 6, 3000, "B's address");
+    f->batch.c[0].stamp.counter = 5;
+    assert_int_equal(push(f, DEV_B, &r), SAT_OK);
+    batch_start(&f->batch, 10);
+    add_text(&f->batch, DEV_A, PAT_1, KIND_PATIENT, 6, 3000, "A's address");
+    f->batch.c[0].stamp.counter = 5;
+    assert_int_equal(push(f, DEV_A, &r), SAT_OK);
+    assert_int_equal(r.conflicts, 1);
+
+    assert_int_equal(hub_store_conflicts_list(f->hub, 0, list, HUB_CONFLICTS_LIST_MAX, &n),
+                     SAT_OK);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_memory_equal(list[i].kept.origin_device, DEV_B, HUB_ID_BYTES);
+        assert_memory_equal(list[i].lost.origin_device, DEV_A, HUB_ID_BYTES);
+    }
+    assert_string_equal(list[0].kept.value.value.text, "B's name");
+    assert_string_equal(list[1].kept.value.value.text, "B's address");
+
+    /* South, whose cursor is past the patient's history, gets the winners. */
+    assert_int_equal(pull(f, DEV_C, 0, HUB_PULL_CHANGES_MAX), SAT_OK);
+    cursor_c = f->res.next_cursor;
+    assert_int_equal(hub_store_patient_assign(f->hub, PAT_1, "south", NULL), SAT_OK);
+    assert_int_equal(pull(f, DEV_C, cursor_c, HUB_PULL_CHANGES_MAX), SAT_OK);
+    c = pulled_find(f, PAT_1, 4);
+    assert_non_null(c);
+    assert_string_equal(c->value.value.text, "B's name");
+    c = pulled_find(f, PAT_1, 6);
+    assert_non_null(c);
+    assert_string_equal(c->value.value.text, "B's address");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1082,6 +1193,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_concurrent_not_sequential, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reassignment_purges_and_refeeds_every_kind, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_equal_stamps_tie_break_on_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices_registration_and_revocation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),

@@ -248,6 +248,7 @@ static int check_no_base(void *arg, const struct store_change *c)
     return 0;
 }
 
+/* A purge takes the patient with a record of every kind it has. */
 static void test_tombstone_and_purge(void **state)
 {
     struct pair *p = *state;
@@ -256,11 +257,28 @@ static void test_tombstone_and_purge(void **state)
     struct store_task t;
     struct store_patient got;
     struct store_apply_result r;
+    struct store_visit v;
+    struct store_obs o;
+    struct store_note *n = calloc(1, sizeof *n);
+    uint64_t rng = 67;
+    assert_non_null(n);
     memset(&t, 0, sizeof t);
     t.patient_id = gone;
     snprintf(t.title, sizeof t.title, "phone GP");
     assert_int_equal(store_task_add(p->a.s, &t), SAT_OK);
+    /* A record of every kind hangs off the patient that will move. */
+    assert_int_equal(store_visit_start(p->a.s, &gone, "wound care", &v), SAT_OK);
+    memset(&o, 0, sizeof o);
+    o.patient_id = gone;
+    fixture_vitals(&rng, &o.vitals);
+    assert_int_equal(store_obs_add(p->a.s, &o), SAT_OK);
+    n->patient_id = gone;
+    snprintf(n->text, sizeof n->text, "dressing changed");
+    assert_int_equal(store_note_add(p->a.s, n), SAT_OK);
     copy_changes(p, &p->a, &p->b);
+    assert_int_equal(store_visit_get(p->b.s, &v.id, &(struct store_visit){ 0 }), SAT_OK);
+    assert_int_equal(store_obs_get(p->b.s, &o.id, &(struct store_obs){ 0 }), SAT_OK);
+    assert_int_equal(store_note_get(p->b.s, &n->id, n), SAT_OK);
     assert_int_equal(store_delete(p->a.s, STORE_KIND_PATIENT, &keep), SAT_OK);
     copy_changes(p, &p->a, &p->b);
     assert_int_equal(store_patient_get(p->b.s, &keep, &got), SAT_OK);
@@ -271,6 +289,12 @@ static void test_tombstone_and_purge(void **state)
     assert_int_equal(store_patient_get(p->b.s, &gone, &got), SAT_ERR_STORE_UNKNOWN_ID);
     assert_int_equal(store_task_get(p->b.s, &t.id, &(struct store_task){ 0 }),
                      SAT_ERR_STORE_UNKNOWN_ID);
+    assert_int_equal(store_visit_get(p->b.s, &v.id, &(struct store_visit){ 0 }),
+                     SAT_ERR_STORE_UNKNOWN_ID);
+    assert_int_equal(store_obs_get(p->b.s, &o.id, &(struct store_obs){ 0 }),
+                     SAT_ERR_STORE_UNKNOWN_ID);
+    assert_int_equal(store_note_get(p->b.s, &n->id, n), SAT_ERR_STORE_UNKNOWN_ID);
+    free(n);
     {
         struct store_sync_state st;
         assert_int_equal(store_sync_state(p->b.s, &st), SAT_OK);
@@ -533,6 +557,69 @@ static void test_batch_applies_the_same_however_cut(void **state)
     free(n);
 }
 
+/* Two writers stamp one field with exactly the same HLC (wall clocks that
+ * agree to the millisecond, equal counters). The merge rule's tie-break, the
+ * origin device id compared byte by byte from the first, decides, and every
+ * replica picks the same write whichever arrives first. The ids differ in
+ * their first and last bytes in opposite directions, so a comparison from
+ * the wrong end picks the other write. */
+static struct store_change tie_change(const struct store_id *record, uint8_t first,
+                                      uint8_t last, const char *address)
+{
+    struct store_change c;
+    memset(&c, 0, sizeof c);
+    c.record_id = *record;
+    c.kind = STORE_KIND_PATIENT;
+    c.field = 6; /* Patient.address */
+    c.value_type = 1;
+    c.value_text = address;
+    c.hlc_wall_ms = FIXTURE_WALL_START_MS + 60000;
+    c.hlc_counter = 3;
+    c.origin_device.b[0] = first;
+    c.origin_device.b[STORE_ID_BYTES - 1] = last;
+    c.origin_seq = 1;
+    return c;
+}
+
+static void test_equal_stamps_tie_break_on_origin(void **state)
+{
+    struct pair *p = *state;
+    struct store_id id = add_patient(&p->a, 99);
+    struct store_change high, low;
+    struct store_apply_result r;
+    struct store_patient got;
+    const struct store_change *base = NULL;
+    copy_changes(p, &p->a, &p->b);
+    for (size_t i = 0; i < p->batch.n; i++)
+        if (p->batch.c[i].field == 6)
+            base = &p->batch.c[i];
+    assert_non_null(base);
+    high = tie_change(&id, 0x02, 0x00, "the higher origin");
+    low = tie_change(&id, 0x01, 0xff, "the lower origin");
+    /* Both writers had A's address: only their two writes are concurrent. */
+    for (struct store_change *c = &high; c; c = c == &high ? &low : NULL) {
+        c->has_base = 1;
+        c->base_wall_ms = base->hlc_wall_ms;
+        c->base_counter = base->hlc_counter;
+        c->base_device = base->origin_device;
+    }
+    assert_int_equal(store_apply_remote(p->a.s, &low, 1, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(store_apply_remote(p->a.s, &high, 1, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(r.applied, 1);
+    assert_int_equal(store_apply_remote(p->b.s, &high, 1, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(store_apply_remote(p->b.s, &low, 1, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(r.applied, 0);
+    assert_int_equal(r.stale, 1); /* not "already here": another writer's */
+    assert_int_equal(store_patient_get(p->a.s, &id, &got), SAT_OK);
+    assert_string_equal(got.address, "the higher origin");
+    assert_int_equal(store_patient_get(p->b.s, &id, &got), SAT_OK);
+    assert_string_equal(got.address, "the higher origin");
+    /* Neither writer saw the other: a concurrent edit on both replicas. */
+    assert_int_equal(count_conflicts(&p->a), 1);
+    assert_int_equal(count_conflicts(&p->b), 1);
+    assert_converged(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +628,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sequential_edit_is_not_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skewed_clock_still_orders_causally, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_equal_stamps_tie_break_on_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_batch_applies_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_ack_never_goes_down, setup, teardown),

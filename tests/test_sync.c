@@ -881,6 +881,47 @@ static void test_failed_apply_midway_leaves_nothing(void **state)
     assert_memory_equal(h0, h2, sizeof h0);
 }
 
+/* Two tablets whose clocks agree to the millisecond write one field at the
+ * same moment: equal stamps. The tablets and the hub break the tie the same
+ * way (the higher device id wins), so both tablets keep that write, the
+ * hub's conflict names it the kept one, and the team the patient moves to
+ * is fed that write as the field's value. */
+static void test_equal_stamps_tablets_and_hub_agree(void **state)
+{
+    struct world *w = *state;
+    struct hub_conflict hc[4];
+    size_t nh = 0;
+    struct store_patient got;
+    int hi;
+    const char *const address[2] = { "tablet 0's address", "tablet 1's address" };
+    struct store_id p = add_patient(w, 0, 6, "north");
+    sync_ok(w, 0);
+    sync_ok(w, 1);
+    hi = memcmp(w->t[1].id, w->t[0].id, HUB_ID_BYTES) > 0;
+    for (int i = 0; i < 2; i++)
+        sim_hal_set_wall_ms(w->t[i].sim, FIXTURE_WALL_START_MS + 3600000);
+    set_address(w, 0, &p, address[0]);
+    set_address(w, 1, &p, address[1]);
+    sync_ok(w, 0);
+    sync_ok(w, 1);
+    sync_ok(w, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(store_patient_get(w->t[i].s, &p, &got), SAT_OK);
+        assert_string_equal(got.address, address[hi]);
+    }
+    assert_int_equal(hub_store_conflicts_list(w->hub, 0, hc, 4, &nh), SAT_OK);
+    assert_int_equal(nh, 1);
+    /* The stamps really were equal: the tie-break decided. */
+    assert_int_equal(hc[0].kept.stamp.wall_ms, hc[0].lost.stamp.wall_ms);
+    assert_int_equal(hc[0].kept.stamp.counter, hc[0].lost.stamp.counter);
+    assert_memory_equal(hc[0].kept.origin_device, w->t[hi].id, HUB_ID_BYTES);
+    assert_string_equal(hc[0].kept.value.value.text, address[hi]);
+    assert_int_equal(hub_store_patient_assign(w->hub, p.b, "south", NULL), SAT_OK);
+    sync_ok(w, 2);
+    assert_int_equal(store_patient_get(w->t[2].s, &p, &got), SAT_OK);
+    assert_string_equal(got.address, address[hi]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +930,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_field_conflict_surfaces_on_both_sides, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reassignment_purges_old_team, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_equal_stamps_tablets_and_hub_agree, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_revoked_tablet_wipes_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_is_refused_and_changes_nothing, setup,
                                         teardown),
