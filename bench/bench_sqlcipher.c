@@ -22,6 +22,7 @@
 
 #include "bench_sqlite.h"
 #include "bench_workload.h"
+#include "sat_hex.h"
 
 #define PATH_BYTES_MAX 4096
 #define SQLITE_MAGIC "SQLite format 3"
@@ -35,13 +36,10 @@ static const char usage_text[] =
 /* "x'<64 hex>'" PRAGMA text for the test key. */
 static void key_pragma(char *out, size_t cap)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = (size_t)snprintf(out, cap, "PRAGMA key = \"x'");
-    for (int i = 0; i < BENCH_KEY_BYTES && n + 2 < cap; i++) {
-        out[n++] = hex[bench_test_key[i] >> 4];
-        out[n++] = hex[bench_test_key[i] & 15];
-    }
-    snprintf(out + n, cap - n, "'\"; PRAGMA cipher_page_size = %d;", BENCH_PAGE_BYTES);
+    char hex[SAT_HEX_BYTES(BENCH_KEY_BYTES)];
+    sat_hex_encode(bench_test_key, BENCH_KEY_BYTES, hex);
+    snprintf(out, cap, "PRAGMA key = \"x'%s'\"; PRAGMA cipher_page_size = %d;", hex,
+             BENCH_PAGE_BYTES);
 }
 
 /* Fetches the one text value a query answers into out ("" if none). */

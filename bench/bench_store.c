@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/gcm.h>
 #include <mbedtls/platform_util.h>
 #include <spawn.h>
@@ -32,6 +31,7 @@
 #include "bench_workload.h"
 #include "hal.h"
 #include "hal_posix.h"
+#include "sat_drbg.h"
 #include "vfs_crypt.h"
 
 extern char **environ;
@@ -112,11 +112,6 @@ static int engine_dir(const struct bench *b, enum bench_workload w, enum engine 
 
 /* ---- per-page crypto cost ----------------------------------------------- */
 
-static int drbg_entropy(void *arg, unsigned char *out, size_t len)
-{
-    return hal_entropy_fill(arg, out, len) == SAT_OK ? 0 : -1;
-}
-
 /* Times seal and open of one VFS block (a page) as vfs_crypt.c does them (same
  * cipher, nonce, tag and associated-data sizes), and the nonce draw. */
 static int measure_crypto(const struct hal *h, struct crypto_cost *out)
@@ -127,17 +122,17 @@ static int measure_crypto(const struct hal *h, struct crypto_cost *out)
     uint8_t tag[VFS_CRYPT_TAG_BYTES];
     uint8_t aad[AAD_BYTES] = { 0 };
     mbedtls_gcm_context gcm;
-    mbedtls_ctr_drbg_context drbg;
+    struct sat_drbg drbg;
     double t0;
     int ret = -1;
 
     mbedtls_gcm_init(&gcm);
-    mbedtls_ctr_drbg_init(&drbg);
+    sat_drbg_init(&drbg);
     for (size_t i = 0; i < sizeof plain; i++)
         plain[i] = (uint8_t)(i * 131u + 7u);
     if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, bench_test_key, 256) != 0 ||
-        mbedtls_ctr_drbg_seed(&drbg, drbg_entropy, (void *)h,
-                              (const unsigned char *)"satchel bench", 13) != 0)
+        sat_drbg_seed(&drbg, hal_entropy_source, (void *)h, "satchel bench", SAT_ERR_IO) !=
+            SAT_OK)
         goto exit;
     for (int i = 0; i < CRYPTO_WARMUP_ITERATIONS; i++)
         if (mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, sizeof plain, nonce,
@@ -166,13 +161,13 @@ static int measure_crypto(const struct hal *h, struct crypto_cost *out)
 
     t0 = bench_now_ms();
     for (int i = 0; i < CRYPTO_ITERATIONS; i++)
-        if (mbedtls_ctr_drbg_random(&drbg, nonce, sizeof nonce) != 0)
+        if (sat_drbg_random(&drbg, nonce, sizeof nonce) != 0)
             goto exit;
     out->nonce_us = (bench_now_ms() - t0) * 1000.0 / CRYPTO_ITERATIONS;
     ret = 0;
 exit:
     mbedtls_gcm_free(&gcm);
-    mbedtls_ctr_drbg_free(&drbg);
+    sat_drbg_free(&drbg);
     mbedtls_platform_zeroize(back, sizeof back);
     if (ret != 0)
         fprintf(stderr, "bench_store: AES-256-GCM self-timing failed (Mbed TLS error)\n");

@@ -26,6 +26,10 @@
 #include "pin_prompt.h"
 #include "sat_proto.h"
 #include "pki.h"
+#include "sat_date.h"
+#include "sat_hex.h"
+#include "sat_hostport.h"
+#include "sat_wipe.h"
 #include "store.h"
 #include "sync_glue.h"
 
@@ -307,31 +311,18 @@ static int parse_temp(const char *s, int *out)
     return EXIT_OK;
 }
 
-static int is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
 /* "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM" (UTC) → Unix ms. */
 static int parse_due(const char *s, int64_t *out)
 {
-    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int y = 0, mo = 0, d = 0, h = 0, mi = 0;
     int n = 0;
-    int64_t days = 0;
     if ((sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || (s[n] && s[n] != 'T')) ||
         (s[n] == 'T' && (sscanf(s + n, "T%2d:%2d", &h, &mi) != 2 || strlen(s + n) != 6)) ||
-        y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 ||
-        d > mdays[mo - 1] + (mo == 2 && is_leap(y)) || h > 23 || mi > 59) {
+        y < 1970 || y > 9999 || !sat_date_valid(y, mo, d) || h > 23 || mi > 59) {
         fprintf(stderr, "satchel: --due must be YYYY-MM-DD or YYYY-MM-DDTHH:MM, not '%s'\n", s);
         return EXIT_USAGE;
     }
-    for (int yy = 1970; yy < y; yy++)
-        days += is_leap(yy) ? 366 : 365;
-    for (int m = 1; m < mo; m++)
-        days += mdays[m - 1] + (m == 2 && is_leap(y));
-    days += d - 1;
-    *out = ((days * 24 + h) * 60 + mi) * 60000;
+    *out = sat_date_unix_ms(y, mo, d, h, mi, 0);
     return EXIT_OK;
 }
 
@@ -404,13 +395,8 @@ static int read_hex_file(const char *path, uint8_t *out, size_t n, const char *w
     fclose(fp);
     while (len > 0 && (hex[len - 1] == '\n' || hex[len - 1] == '\r'))
         hex[--len] = '\0';
-    ok = len == 2 * n;
-    for (size_t i = 0; ok && i < n; i++) {
-        unsigned v = 0;
-        ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
-        out[i] = (uint8_t)v;
-    }
-    memset(hex, 0, sizeof hex);
+    ok = sat_hex_decode(hex, out, n) == SAT_OK;
+    sat_wipe(hex, sizeof hex);
     if (!ok) {
         fprintf(stderr, "satchel: %s '%s' must hold %zu hex digits\n", what, path, 2 * n);
         return EXIT_USAGE;
@@ -557,11 +543,11 @@ static int cmd_recover(struct app *a, int argc, char **argv)
     if (rc == EXIT_OK)
         rc = get_new_pin(a, a->pin_file, pin);
     if (rc != EXIT_OK) {
-        memset(priv, 0, sizeof priv);
+        sat_wipe(priv, sizeof priv);
         return rc;
     }
     ret = keys_recover(&a->keys, priv, pin);
-    memset(priv, 0, sizeof priv);
+    sat_wipe(priv, sizeof priv);
     pin_wipe(pin);
     if (ret != SAT_OK)
         return report_pin_error(ret, 0);
@@ -1301,22 +1287,6 @@ static void wait_for(struct app *a, const struct device_wait *w)
     (void)hal_net_wait(&a->hal, &sock, &want, &ready, sock ? 1 : 0, (uint32_t)wait_ms);
 }
 
-static int split_host_port(const char *spec, char *host, size_t cap, uint16_t *port)
-{
-    const char *colon = strrchr(spec, ':');
-    char *end = NULL;
-    long p;
-    if (!colon || colon == spec || (size_t)(colon - spec) >= cap)
-        return -1;
-    p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535)
-        return -1;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
 static int cmd_sync(struct app *a, int argc, char **argv)
 {
     static const struct option opts[] = { { "hub", required_argument, NULL, 'H' },
@@ -1349,7 +1319,7 @@ static int cmd_sync(struct app *a, int argc, char **argv)
         return usage_error("'sync' takes no argument '%s'", argv[optind]);
     if (!hub)
         return usage_error("'sync' needs --hub HOST:PORT%s", "");
-    if (split_host_port(hub, host, sizeof host, &port) != 0)
+    if (sat_hostport_parse(hub, 0, host, sizeof host, &port) != SAT_OK)
         return usage_error("--hub wants HOST:PORT, not '%s'", hub);
     rc = open_hal(a);
     if (rc == EXIT_OK)
@@ -1399,7 +1369,7 @@ static int cmd_sync(struct app *a, int argc, char **argv)
         }
     }
     if (pem[2])
-        memset(pem[2], 0, PKI_FILE_BYTES_MAX + 1);
+        sat_wipe(pem[2], PKI_FILE_BYTES_MAX + 1);
     for (int i = 0; i < 3; i++)
         free(pem[i]);
     if (rc != EXIT_OK)

@@ -9,6 +9,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "sat_wipe.h"
+
 static void chomp(char *s)
 {
     s[strcspn(s, "\r\n")] = '\0';
@@ -16,9 +18,7 @@ static void chomp(char *s)
 
 void pin_wipe(char pin[PIN_BUF_BYTES])
 {
-    volatile char *p = pin;
-    for (size_t i = 0; i < PIN_BUF_BYTES; i++)
-        p[i] = 0;
+    sat_wipe(pin, PIN_BUF_BYTES);
 }
 
 int pin_from_file(const char *path, char pin[PIN_BUF_BYTES], char *why, size_t why_len)

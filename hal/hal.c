@@ -27,6 +27,11 @@ int hal_entropy_fill(const struct hal *h, uint8_t *buf, size_t len)
     return HAL_CALL(h, entropy_fill, buf, len);
 }
 
+int hal_entropy_source(void *hal, uint8_t *buf, size_t len)
+{
+    return hal_entropy_fill(hal, buf, len);
+}
+
 int hal_storage_name_valid(const char *name)
 {
     size_t n = name ? strlen(name) : 0;

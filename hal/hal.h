@@ -175,6 +175,9 @@ struct hal {
 uint64_t hal_clock_monotonic_ms(const struct hal *h);
 int64_t hal_clock_wall_ms(const struct hal *h);
 int hal_entropy_fill(const struct hal *h, uint8_t *buf, size_t len);
+/* hal_entropy_fill in the form of core's sat_entropy_fn (sat_drbg.h), with
+ * the struct hal as its context: the source of every DRBG of Satchel. */
+int hal_entropy_source(void *hal, uint8_t *buf, size_t len);
 
 int hal_storage_open(const struct hal *h, const char *name, unsigned flags, hal_file **out);
 int hal_storage_read(const struct hal *h, hal_file *f, uint64_t off, void *buf, size_t len,

@@ -11,12 +11,15 @@
 #include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/bignum.h>
-#include <mbedtls/ctr_drbg.h>
+
 #include <mbedtls/ecp.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
+
+#include "sat_date.h"
+#include "sat_drbg.h"
 
 #define DRBG_PERSONALIZATION "satchel-pki"
 /* Room for "CN=" + a name, and for a CA's distinguished name as text. */
@@ -32,45 +35,12 @@ static const unsigned char eku_server_der[] = { 0x30, 0x0A, 0x06, 0x08, 0x2B, 0x
 static const unsigned char eku_client_der[] = { 0x30, 0x0A, 0x06, 0x08, 0x2B, 0x06, 0x01,
                                                 0x05, 0x05, 0x07, 0x03, 0x02 };
 
-/* ---- randomness: HAL entropy through a CTR-DRBG -------------------------- */
+/* ---- randomness: HAL entropy through core's DRBG ------------------------- */
 
-struct pki_rng {
-    const struct hal *hal;
-    int hal_err; /* the HAL's code when entropy failed, else SAT_OK */
-    mbedtls_ctr_drbg_context drbg;
-};
-
-static int rng_entropy(void *p, unsigned char *buf, size_t len)
+static int rng_seed(struct sat_drbg *r, const struct hal *h)
 {
-    struct pki_rng *r = p;
-    int ret = hal_entropy_fill(r->hal, buf, len);
-    if (ret != SAT_OK) {
-        r->hal_err = ret;
-        return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
-    }
-    return 0;
-}
-
-static void rng_init(struct pki_rng *r, const struct hal *h)
-{
-    r->hal = h;
-    r->hal_err = SAT_OK;
-    mbedtls_ctr_drbg_init(&r->drbg);
-}
-
-/* The error to report when an Mbed TLS call that drew randomness failed. */
-static int rng_fail(const struct pki_rng *r)
-{
-    return r->hal_err != SAT_OK ? r->hal_err : SAT_ERR_TLS_CRYPTO;
-}
-
-static int rng_seed(struct pki_rng *r)
-{
-    if (mbedtls_ctr_drbg_seed(&r->drbg, rng_entropy, r,
-                              (const unsigned char *)DRBG_PERSONALIZATION,
-                              sizeof DRBG_PERSONALIZATION - 1) != 0)
-        return rng_fail(r);
-    return SAT_OK;
+    return sat_drbg_seed(r, hal_entropy_source, (void *)h, DRBG_PERSONALIZATION,
+                         SAT_ERR_TLS_CRYPTO);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -96,24 +66,16 @@ static int window_valid(int64_t not_before_s, int64_t not_after_s)
     return not_before_s >= 0 && not_before_s <= not_after_s && not_after_s <= PKI_TIME_S_MAX;
 }
 
-/* Unix seconds (0..PKI_TIME_S_MAX) as "YYYYMMDDhhmmss" in UTC, from the
- * proleptic Gregorian calendar (days counted in 400-year eras). */
+/* Unix seconds (0..PKI_TIME_S_MAX) as "YYYYMMDDhhmmss" in UTC. */
 static void unix_to_x509_text(int64_t t, char out[X509_TIME_TEXT_BYTES])
 {
-    int64_t days = t / 86400;
     int64_t secs = t % 86400;
-    int64_t z = days + 719468; /* days since 0000-03-01 */
-    int64_t era = z / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t day = doy - (153 * mp + 2) / 5 + 1;
-    int64_t month = mp < 10 ? mp + 3 : mp - 9;
-    int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-    int64_t fields[6] = { year, month, day, secs / 3600, secs / 60 % 60, secs % 60 };
+    int64_t year;
+    int month, day;
     static const int widths[6] = { 4, 2, 2, 2, 2, 2 };
     size_t pos = 0;
+    sat_date_civil_from_days(t / 86400, &year, &month, &day);
+    int64_t fields[6] = { year, month, day, secs / 3600, secs / 60 % 60, secs % 60 };
     for (int i = 0; i < 6; i++) {
         int64_t v = fields[i];
         for (int d = widths[i] - 1; d >= 0; d--) {
@@ -155,45 +117,45 @@ static int parse_any_key(mbedtls_pk_context *pk, const char *pem)
     return is_p256(pk) ? SAT_OK : SAT_ERR_TLS_CONFIG;
 }
 
-static int map_write_error(int mret, const struct pki_rng *r)
+static int map_write_error(int mret, const struct sat_drbg *r)
 {
     if (mret == MBEDTLS_ERR_BASE64_BUFFER_TOO_SMALL || mret == MBEDTLS_ERR_ASN1_BUF_TOO_SMALL)
         return SAT_ERR_INVALID;
-    return rng_fail(r);
+    return sat_drbg_error(r, SAT_ERR_TLS_CRYPTO);
 }
 
 /* ---- keys ----------------------------------------------------------------- */
 
 int pki_key_generate(const struct hal *h, char *key_pem, size_t cap)
 {
-    struct pki_rng rng;
+    struct sat_drbg rng;
     mbedtls_pk_context pk;
     int mret;
     int ret = SAT_ERR_TLS_CRYPTO;
 
-    rng_init(&rng, h);
+    sat_drbg_init(&rng);
     mbedtls_pk_init(&pk);
     if (key_pem == NULL || cap == 0) {
         ret = SAT_ERR_INVALID;
         goto exit;
     }
-    ret = rng_seed(&rng);
+    ret = rng_seed(&rng, h);
     if (ret != SAT_OK)
         goto exit;
     if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
         ret = SAT_ERR_TLS_CRYPTO;
         goto exit;
     }
-    if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random,
-                            &rng.drbg) != 0) {
-        ret = rng_fail(&rng);
+    if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), sat_drbg_random,
+                            &rng) != 0) {
+        ret = sat_drbg_error(&rng, SAT_ERR_TLS_CRYPTO);
         goto exit;
     }
     mret = mbedtls_pk_write_key_pem(&pk, (unsigned char *)key_pem, cap);
     ret = mret == 0 ? SAT_OK : map_write_error(mret, &rng);
 exit:
     mbedtls_pk_free(&pk); /* zeroizes the private scalar */
-    mbedtls_ctr_drbg_free(&rng.drbg);
+    sat_drbg_free(&rng);
     return ret;
 }
 
@@ -214,7 +176,7 @@ struct cert_job {
 /* Builds, signs and writes one certificate as PEM. */
 static int cert_write(const struct hal *h, const struct cert_job *job, char *crt_pem, size_t cap)
 {
-    struct pki_rng rng;
+    struct sat_drbg rng;
     mbedtls_x509write_cert crt;
     mbedtls_mpi serial;
     unsigned char serial_be[8];
@@ -224,14 +186,14 @@ static int cert_write(const struct hal *h, const struct cert_job *job, char *crt
     int mret;
     int ret = SAT_ERR_TLS_CRYPTO;
 
-    rng_init(&rng, h);
+    sat_drbg_init(&rng);
     mbedtls_x509write_crt_init(&crt);
     mbedtls_mpi_init(&serial);
     if (crt_pem == NULL || cap == 0) {
         ret = SAT_ERR_INVALID;
         goto exit;
     }
-    ret = rng_seed(&rng);
+    ret = rng_seed(&rng, h);
     if (ret != SAT_OK)
         goto exit;
     ret = SAT_ERR_TLS_CRYPTO;
@@ -274,13 +236,13 @@ static int cert_write(const struct hal *h, const struct cert_job *job, char *crt
                 sizeof eku_server_der) != 0)
             goto exit;
     }
-    mret = mbedtls_x509write_crt_pem(&crt, (unsigned char *)crt_pem, cap, mbedtls_ctr_drbg_random,
-                                     &rng.drbg);
+    mret = mbedtls_x509write_crt_pem(&crt, (unsigned char *)crt_pem, cap, sat_drbg_random,
+                                     &rng);
     ret = mret == 0 ? SAT_OK : map_write_error(mret, &rng);
 exit:
     mbedtls_mpi_free(&serial);
     mbedtls_x509write_crt_free(&crt);
-    mbedtls_ctr_drbg_free(&rng.drbg);
+    sat_drbg_free(&rng);
     return ret;
 }
 

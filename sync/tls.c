@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
@@ -29,6 +28,9 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
+
+#include "sat_date.h"
+#include "sat_drbg.h"
 
 #define DRBG_PERSONALIZATION "satchel-tls"
 #define WHY_BYTES 112
@@ -54,8 +56,7 @@ struct tls_config {
     int server;
     tls_admit_fn admit;
     void *admit_arg;
-    int hal_err; /* the HAL's code when entropy failed, else SAT_OK */
-    mbedtls_ctr_drbg_context drbg;
+    struct sat_drbg drbg; /* HAL entropy */
     mbedtls_x509_crt ca;
     mbedtls_x509_crt own_cert;
     mbedtls_pk_context own_key;
@@ -83,27 +84,9 @@ struct tls_conn {
 
 /* ---- time: certificate validity by the HAL's wall clock ----------------- */
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar,
- * counted in 400-year eras that start on March 1st. */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    int64_t era;
-    int64_t yoe;
-    int64_t doy;
-    int64_t doe;
-    y -= m <= 2 ? 1 : 0;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int64_t x509_time_ms(const mbedtls_x509_time *t)
 {
-    int64_t s = days_from_civil(t->year, t->mon, t->day) * 86400 + (int64_t)t->hour * 3600 +
-                (int64_t)t->min * 60 + t->sec;
-    return s * 1000;
+    return sat_date_unix_ms(t->year, t->mon, t->day, t->hour, t->min, t->sec);
 }
 
 /* EXPIRED / FUTURE flags of crt at now_ms. valid_to names its last valid
@@ -172,17 +155,6 @@ static int stored_peer_check(const struct tls_config *cfg, const mbedtls_x509_cr
 }
 
 /* ---- Mbed TLS callbacks ---------------------------------------------------- */
-
-static int drbg_entropy(void *p, unsigned char *buf, size_t len)
-{
-    struct tls_config *cfg = p;
-    int ret = hal_entropy_fill(cfg->hal, buf, len);
-    if (ret != SAT_OK) {
-        cfg->hal_err = ret;
-        return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
-    }
-    return 0;
-}
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
@@ -311,8 +283,7 @@ static int config_new(struct tls_config **out, const struct hal *h, int server,
         return SAT_ERR_NO_MEMORY;
     cfg->hal = h;
     cfg->server = server;
-    cfg->hal_err = SAT_OK;
-    mbedtls_ctr_drbg_init(&cfg->drbg);
+    sat_drbg_init(&cfg->drbg);
     mbedtls_x509_crt_init(&cfg->ca);
     mbedtls_x509_crt_init(&cfg->own_cert);
     mbedtls_pk_init(&cfg->own_key);
@@ -321,12 +292,10 @@ static int config_new(struct tls_config **out, const struct hal *h, int server,
 #endif
     mbedtls_ssl_config_init(&cfg->ssl);
 
-    if (mbedtls_ctr_drbg_seed(&cfg->drbg, drbg_entropy, cfg,
-                              (const unsigned char *)DRBG_PERSONALIZATION,
-                              sizeof DRBG_PERSONALIZATION - 1) != 0) {
-        ret = cfg->hal_err != SAT_OK ? cfg->hal_err : SAT_ERR_TLS_CRYPTO;
+    ret = sat_drbg_seed(&cfg->drbg, hal_entropy_source, (void *)h, DRBG_PERSONALIZATION,
+                        SAT_ERR_TLS_CRYPTO);
+    if (ret != SAT_OK)
         goto exit;
-    }
     ret = SAT_ERR_TLS_CONFIG;
     if (mbedtls_x509_crt_parse(&cfg->ca, (const unsigned char *)ca_pem, strlen(ca_pem) + 1) != 0)
         goto exit;
@@ -365,16 +334,16 @@ static int config_new(struct tls_config **out, const struct hal *h, int server,
     mbedtls_ssl_conf_cert_profile(&cfg->ssl, &tls_cert_profile);
     mbedtls_ssl_conf_authmode(&cfg->ssl, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&cfg->ssl, &cfg->ca, NULL);
-    mbedtls_ssl_conf_rng(&cfg->ssl, mbedtls_ctr_drbg_random, &cfg->drbg);
+    mbedtls_ssl_conf_rng(&cfg->ssl, sat_drbg_random, &cfg->drbg);
     mbedtls_ssl_conf_renegotiation(&cfg->ssl, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
     if (mbedtls_ssl_conf_own_cert(&cfg->ssl, &cfg->own_cert, &cfg->own_key) != 0)
         goto exit;
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
     if (server) {
 #if defined(MBEDTLS_SSL_TICKET_C)
-        if (mbedtls_ssl_ticket_setup(&cfg->ticket, mbedtls_ctr_drbg_random, &cfg->drbg,
+        if (mbedtls_ssl_ticket_setup(&cfg->ticket, sat_drbg_random, &cfg->drbg,
                                      MBEDTLS_CIPHER_AES_256_GCM, TLS_TICKET_LIFETIME_S) != 0) {
-            ret = cfg->hal_err != SAT_OK ? cfg->hal_err : SAT_ERR_TLS_CRYPTO;
+            ret = sat_drbg_error(&cfg->drbg, SAT_ERR_TLS_CRYPTO);
             goto exit;
         }
         mbedtls_ssl_conf_session_tickets_cb(&cfg->ssl, ticket_write, ticket_parse, cfg);
@@ -419,7 +388,7 @@ void tls_config_free(struct tls_config *cfg)
     mbedtls_pk_free(&cfg->own_key);
     mbedtls_x509_crt_free(&cfg->own_cert);
     mbedtls_x509_crt_free(&cfg->ca);
-    mbedtls_ctr_drbg_free(&cfg->drbg);
+    sat_drbg_free(&cfg->drbg);
     mbedtls_platform_zeroize(cfg, sizeof *cfg);
     free(cfg);
 }
@@ -598,7 +567,7 @@ static int conn_error(const struct tls_conn *c, int mret, char *why, size_t cap)
         break;
     case MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED:
         text = "no entropy";
-        ret = c->cfg->hal_err != SAT_OK ? c->cfg->hal_err : SAT_ERR_TLS_CRYPTO;
+        ret = sat_drbg_error(&c->cfg->drbg, SAT_ERR_TLS_CRYPTO);
         break;
     default:
         if (c->net_err != SAT_OK) {

@@ -18,6 +18,8 @@
 #include "hub_store.h"
 #include "keys.h"
 #include "pki.h"
+#include "sat_hex.h"
+#include "sat_wipe.h"
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
@@ -40,7 +42,6 @@
 #define CERT_VALID_S ((5LL * 365 + 1) * DAY_S) /* 5 years */
 /* Certificates start a day early: a tablet's clock may run behind. */
 #define NOT_BEFORE_SLACK_S DAY_S
-#define DEVICE_ID_BYTES 16
 #define TEAM_BYTES_MAX 64
 #define DEVICE_CONF_BYTES_MAX 160
 
@@ -101,14 +102,12 @@ static int usage_errorf(const char *fmt, ...)
 /* Writes bytes as one line of hex into a new file of the HAL's directory. */
 static int write_hex(const struct hal *h, const char *name, const uint8_t *b, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
-    char line[2 * KEYS_RECOVERY_PUB_BYTES + 2];
+    char line[SAT_HEX_BYTES(KEYS_RECOVERY_PUB_BYTES)];
     hal_file *f = NULL;
     int ret;
-    for (size_t i = 0; i < n; i++) {
-        line[2 * i] = digits[b[i] >> 4];
-        line[2 * i + 1] = digits[b[i] & 15];
-    }
+    if (n > KEYS_RECOVERY_PUB_BYTES)
+        return SAT_ERR_INVALID;
+    sat_hex_encode(b, n, line);
     line[2 * n] = '\n';
     ret = hal_storage_open(h, name, HAL_OPEN_CREATE | HAL_OPEN_EXCLUSIVE, &f);
     if (ret != SAT_OK)
@@ -117,7 +116,7 @@ static int write_hex(const struct hal *h, const char *name, const uint8_t *b, si
     if (ret == SAT_OK)
         ret = hal_storage_sync(h, f);
     hal_storage_close(h, f);
-    memset(line, 0, sizeof line);
+    sat_wipe(line, sizeof line);
     return ret;
 }
 
@@ -162,7 +161,7 @@ static int cmd_recovery_key(int argc, char **argv)
         if (ret != SAT_OK)
             hal_storage_delete(&h, KEY_FILE);
     }
-    memset(priv, 0, sizeof priv);
+    sat_wipe(priv, sizeof priv);
     hal_posix_close(&h);
     if (ret == SAT_ERR_EXISTS) {
         fprintf(stderr, "satchelctl: %s already holds a recovery key: not overwriting it\n", out);
@@ -282,7 +281,7 @@ static struct ca_files *ca_open_with_dir(const char *ca_dir, const char *out_dir
         return NULL;
     }
     if (open_dir_hal(h, out_dir) != SAT_OK) {
-        memset(ca, 0, sizeof *ca);
+        sat_wipe(ca, sizeof *ca);
         free(ca);
         return NULL;
     }
@@ -377,7 +376,7 @@ static int cmd_ca(int argc, char **argv)
         }
     }
     if (key)
-        memset(key, 0, PKI_PEM_BYTES_MAX);
+        sat_wipe(key, PKI_PEM_BYTES_MAX);
     free(key);
     free(crt);
     hal_posix_close(&h);
@@ -435,8 +434,8 @@ static int cmd_hub_cert(int argc, char **argv)
         }
     }
     if (key)
-        memset(key, 0, PKI_PEM_BYTES_MAX);
-    memset(ca, 0, sizeof *ca);
+        sat_wipe(key, PKI_PEM_BYTES_MAX);
+    sat_wipe(ca, sizeof *ca);
     free(key);
     free(crt);
     free(ca);
@@ -456,36 +455,22 @@ static int cmd_hub_cert(int argc, char **argv)
 }
 
 /* A device id given with --id: 32 hex digits, stored lower-case. */
-static int device_id_parse(const char *text, char out[2 * DEVICE_ID_BYTES + 1])
+static int device_id_parse(const char *text, char out[SAT_ID_HEX_BYTES])
 {
-    size_t n = strlen(text);
-    if (n != 2 * DEVICE_ID_BYTES)
+    uint8_t id[SAT_ID_BYTES];
+    if (sat_hex_decode(text, id, sizeof id) != SAT_OK)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = text[i];
-        if (c >= 'A' && c <= 'F')
-            c = (char)(c - 'A' + 'a');
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return 0;
-        out[i] = c;
-    }
-    out[n] = '\0';
+    sat_hex_encode(id, sizeof id, out);
     return 1;
 }
 
-static int device_id_random(const struct hal *h, char out[2 * DEVICE_ID_BYTES + 1])
+static int device_id_random(const struct hal *h, char out[SAT_ID_HEX_BYTES])
 {
-    static const char digits[] = "0123456789abcdef";
-    uint8_t id[DEVICE_ID_BYTES];
+    uint8_t id[SAT_ID_BYTES];
     int ret = hal_entropy_fill(h, id, sizeof id);
-    if (ret != SAT_OK)
-        return ret;
-    for (int i = 0; i < DEVICE_ID_BYTES; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
-    }
-    out[2 * DEVICE_ID_BYTES] = '\0';
-    return SAT_OK;
+    if (ret == SAT_OK)
+        sat_hex_encode(id, sizeof id, out);
+    return ret;
 }
 
 /* A team name: the same characters as a certificate name. */
@@ -506,7 +491,7 @@ static int cmd_device_provision(int argc, char **argv)
     static const char *const files[4] = { DEVICE_KEY_FILE, CA_CRT_FILE, DEVICE_CONF_FILE,
                                           DEVICE_CRT_FILE };
     const char *values[5] = { NULL, NULL, NULL, NULL, NULL };
-    char id[2 * DEVICE_ID_BYTES + 1];
+    char id[SAT_ID_HEX_BYTES];
     char conf[DEVICE_CONF_BYTES_MAX];
     struct ca_files *ca = NULL;
     char *key = NULL;
@@ -546,8 +531,8 @@ static int cmd_device_provision(int argc, char **argv)
         }
     }
     if (key)
-        memset(key, 0, PKI_PEM_BYTES_MAX);
-    memset(ca, 0, sizeof *ca);
+        sat_wipe(key, PKI_PEM_BYTES_MAX);
+    sat_wipe(ca, sizeof *ca);
     free(key);
     free(crt);
     free(ca);
@@ -593,17 +578,9 @@ static int hub_open(const char *hub_dir, struct hub_store **out)
     return ret;
 }
 
-static int id_bytes(const char *hex, uint8_t out[DEVICE_ID_BYTES])
+static int id_bytes(const char *hex, uint8_t out[SAT_ID_BYTES])
 {
-    char norm[2 * DEVICE_ID_BYTES + 1];
-    if (!device_id_parse(hex, norm))
-        return -1;
-    for (int i = 0; i < DEVICE_ID_BYTES; i++) {
-        unsigned v = 0;
-        sscanf(norm + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-    return 0;
+    return sat_hex_decode(hex, out, SAT_ID_BYTES) == SAT_OK ? 0 : -1;
 }
 
 /* device register|revoke --hub-data HUBDIR --id HEX32 [--team TEAM] */
@@ -616,7 +593,7 @@ static int cmd_device_hub(int argc, char **argv, int revoke)
                                           { NULL, 0, NULL, 0 } };
     const char *values[4] = { NULL, NULL, NULL, NULL };
     const char *cmd = revoke ? "device revoke" : "device register";
-    uint8_t id[DEVICE_ID_BYTES];
+    uint8_t id[SAT_ID_BYTES];
     struct hub_store *hub = NULL;
     int ret = parse_options(argc, argv, 2, opts, values, cmd);
     if (ret != OPTIONS_OK)
@@ -667,7 +644,7 @@ static int cmd_patient(int argc, char **argv)
                                           { "help", no_argument, NULL, 3 },
                                           { NULL, 0, NULL, 0 } };
     const char *values[4] = { NULL, NULL, NULL, NULL };
-    uint8_t id[DEVICE_ID_BYTES];
+    uint8_t id[SAT_ID_BYTES];
     struct hub_store *hub = NULL;
     int ret;
     if (argc < 2 || strcmp(argv[1], "assign") != 0)

@@ -14,6 +14,7 @@
 #include "hlc.h"
 #include "nhs_number.h"
 #include "record_id.h"
+#include "sat_date.h"
 #include "satchel.pb.h"
 #include "vfs_crypt.h"
 
@@ -26,7 +27,6 @@
 #define VT_FLAG satchel_FieldValue_flag_tag
 #define VT_TOMBSTONE satchel_FieldValue_tombstone_tag
 #define MIN_PREFIX_DIGITS 6
-#define MS_PER_DAY 86400000LL
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 
@@ -317,39 +317,12 @@ static int finish(struct store *s, int ret)
 
 void store_id_to_hex(const struct store_id *id, char out[STORE_ID_HEX_BYTES])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < STORE_ID_BYTES; i++) {
-        out[2 * i] = hex[id->b[i] >> 4];
-        out[2 * i + 1] = hex[id->b[i] & 15];
-    }
-    out[2 * STORE_ID_BYTES] = '\0';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    sat_hex_encode(id->b, STORE_ID_BYTES, out);
 }
 
 int store_id_from_hex(const char *hex, struct store_id *out)
 {
-    struct store_id id;
-    if (!hex || strlen(hex) != 2 * STORE_ID_BYTES)
-        return SAT_ERR_STORE_INVALID;
-    for (int i = 0; i < STORE_ID_BYTES; i++) {
-        int hi = hexval(hex[2 * i]);
-        int lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return SAT_ERR_STORE_INVALID;
-        id.b[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = id;
-    return SAT_OK;
+    return sat_hex_decode(hex, out->b, STORE_ID_BYTES) == SAT_OK ? SAT_OK : SAT_ERR_STORE_INVALID;
 }
 
 _Static_assert(STORE_ID_BYTES == RECORD_ID_BYTES, "store ids are record ids");
@@ -990,27 +963,8 @@ static int check_text(struct store *s, const char *what, const char *text, size_
     return SAT_OK;
 }
 
-static int is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days since 1970-01-01 of a valid civil date. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    static const int cum[] = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 };
-    int64_t days = 0;
-    for (int yy = 1970; yy < y; yy++)
-        days += is_leap(yy) ? 366 : 365;
-    for (int yy = y; yy < 1970; yy++)
-        days -= is_leap(yy) ? 366 : 365;
-    days += cum[m - 1] + (m > 2 && is_leap(y)) + d - 1;
-    return days;
-}
-
 static int check_date_of_birth(struct store *s, const char *dob)
 {
-    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int y = 0;
     int m = 0;
     int d = 0;
@@ -1027,9 +981,9 @@ static int check_date_of_birth(struct store *s, const char *dob)
     y = atoi(dob);
     m = atoi(dob + 5);
     d = atoi(dob + 8);
-    if (y < 1880 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && is_leap(y)))
+    if (y < 1880 || !sat_date_valid(y, m, d))
         return fail(s, SAT_ERR_STORE_INVALID, "date of birth '%s' is not a real date", dob);
-    if (days_from_civil(y, m, d) * MS_PER_DAY > hal_clock_wall_ms(s->hal))
+    if (sat_date_unix_ms(y, m, d, 0, 0, 0) > hal_clock_wall_ms(s->hal))
         return fail(s, SAT_ERR_STORE_OUT_OF_RANGE, "date of birth '%s' is in the future", dob);
     return SAT_OK;
 }
@@ -3053,9 +3007,9 @@ int store_resolve_id(struct store *s, enum store_kind kind, const char *hex,
         return fail(s, SAT_ERR_STORE_INVALID, "an id is %d to %d hex digits",
                     MIN_PREFIX_DIGITS, 2 * STORE_ID_BYTES);
     for (size_t i = 0; i < n; i++) {
-        if (hexval(hex[i]) < 0)
+        if (sat_hex_digit(hex[i]) < 0)
             return fail(s, SAT_ERR_STORE_INVALID, "'%s' is not a hex id", hex);
-        lower[i] = "0123456789abcdef"[hexval(hex[i])];
+        lower[i] = hex[i] >= 'A' && hex[i] <= 'F' ? (char)(hex[i] - 'A' + 'a') : hex[i];
     }
     lower[n] = '\0';
     /* Hex digits only: safe to place in the SQL text. */

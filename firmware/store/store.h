@@ -32,10 +32,11 @@
 #include "hal.h"
 #include "keys.h"
 #include "news2.h"
+#include "sat_hex.h"
 
 #define STORE_DB_NAME "caseload.db"
-#define STORE_ID_BYTES 16
-#define STORE_ID_HEX_BYTES (2 * STORE_ID_BYTES + 1)
+#define STORE_ID_BYTES SAT_ID_BYTES
+#define STORE_ID_HEX_BYTES SAT_ID_HEX_BYTES
 #define STORE_NOTE_TEXT_BYTES 2048
 #define STORE_ERRMSG_BYTES 200
 

@@ -24,6 +24,8 @@
 #include "hal_posix.h"
 #include "hub_server.h"
 #include "pki.h"
+#include "sat_hostport.h"
+#include "sat_wipe.h"
 #include "tls.h"
 
 /* Longest hal_net_wait: how soon a SIGTERM is noticed (poll restarts after
@@ -99,22 +101,6 @@ static int load_pem(struct hub *hub, const char *name, char **out)
     return ret;
 }
 
-static int split_listen(const char *spec, char *host, size_t cap, uint16_t *port)
-{
-    const char *colon = strrchr(spec, ':');
-    char *end = NULL;
-    long p;
-    if (!colon || colon == spec || (size_t)(colon - spec) >= cap)
-        return -1;
-    p = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || p < 0 || p > 65535) /* 0: any free port */
-        return -1;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -157,7 +143,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "satchel-hub: needs --listen HOST:PORT and --data DIR (try --help)\n");
         return 2;
     }
-    if (split_listen(listen_spec, host, sizeof host, &port) != 0) {
+    /* Port 0: any free port (the hub prints the one it got). */
+    if (sat_hostport_parse(listen_spec, SAT_HOSTPORT_ANY_PORT, host, sizeof host, &port) !=
+        SAT_OK) {
         fprintf(stderr, "satchel-hub: --listen wants HOST:PORT, not '%s'\n", listen_spec);
         return 2;
     }
@@ -196,7 +184,7 @@ int main(int argc, char **argv)
                     ret == SAT_ERR_EXISTS ? "address already in use" : sat_strerror(ret));
     }
     if (key)
-        memset(key, 0, PKI_FILE_BYTES_MAX + 1);
+        sat_wipe(key, PKI_FILE_BYTES_MAX + 1);
     free(ca);
     free(crt);
     free(key);

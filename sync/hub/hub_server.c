@@ -6,38 +6,14 @@
 #include <string.h>
 
 #include "sat_err.h"
-
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* A device's CN is its id in 32 hex digits. */
-static int hex_id(const char *hex, uint8_t out[HUB_ID_BYTES])
-{
-    if (strlen(hex) != 2 * HUB_ID_BYTES)
-        return -1;
-    for (int i = 0; i < HUB_ID_BYTES; i++) {
-        int hi = hex_digit(hex[2 * i]);
-        int lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
+#include "sat_hex.h"
 
 int hub_server_admit(void *store, const char *peer_cn)
 {
     struct hub_device dev;
     uint8_t id[HUB_ID_BYTES];
-    if (store == NULL || peer_cn == NULL || hex_id(peer_cn, id) != 0)
+    /* A device's CN is its id in hex. */
+    if (store == NULL || sat_hex_decode(peer_cn, id, sizeof id) != SAT_OK)
         return -1;
     return hub_store_device_get(store, id, &dev) == SAT_OK ? 0 : -1;
 }
@@ -120,7 +96,8 @@ static void conn_handshake(struct hub_server *s, struct hub_server_conn *c)
         return;
     }
     if (tls_conn_peer_cn(c->tls, c->peer, sizeof c->peer) != SAT_OK ||
-        hex_id(c->peer, c->device) != 0 || !(c->sess = malloc(sizeof *c->sess))) {
+        sat_hex_decode(c->peer, c->device, HUB_ID_BYTES) != SAT_OK ||
+        !(c->sess = malloc(sizeof *c->sess))) {
         hal_log(hal_of(s), HAL_LOG_WARN, "connection refused: bad device certificate name");
         s->stats.sessions_failed++;
         conn_close(s, c);

@@ -83,13 +83,14 @@
 #include <stdint.h>
 
 #include "sat_err.h"
+#include "sat_hex.h"
 #include "sat_proto.h"
 #include "satchel.pb.h"
 
 #define HUB_STORE_VERSION 1
 
 /* ---- limits --------------------------------------------------------------- */
-#define HUB_ID_BYTES 16
+#define HUB_ID_BYTES SAT_ID_BYTES
 #define HUB_TEAM_BYTES 64        /* with the NUL; matches Patient.team */
 #define HUB_ERRMSG_BYTES 200
 /* Changes in one push: a PushBatch holds at most this many. */

@@ -1,9 +1,10 @@
 /*
- * sat_err.h - every error code Satchel returns, in one place.
+ * sat_err.h - every error code Satchel returns, in one place (core/: it
+ * depends on nothing, and every module reaches it).
  *
  * Contract: functions return int, 0 on success and one of the negative codes
  * below on failure. Each module owns a range so a code names its origin:
- *   -0x001 .. -0x0FF  HAL (hardware / OS boundary)
+ *   -0x001 .. -0x0FF  HAL (hardware / OS boundary) and core
  *   -0x100 .. -0x1FF  proto (message encoding and framing)
  *   -0x200 .. -0x2FF  keys (PIN, device key, lockout)
  *   -0x300 .. -0x3FF  store (records, encrypted database)
@@ -14,6 +15,13 @@
  */
 #ifndef SATCHEL_SAT_ERR_H
 #define SATCHEL_SAT_ERR_H
+
+/* Marks a function whose sat_err code must not be ignored. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SAT_CHECK __attribute__((warn_unused_result))
+#else
+#define SAT_CHECK
+#endif
 
 enum sat_err {
     SAT_OK = 0,
