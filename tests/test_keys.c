@@ -3,8 +3,9 @@
  * Runs on the POSIX HAL in a temporary directory, with the clocks replaced
  * by a fake the test owns (so lockout delays are tested without sleeping and
  * calibration without depending on the machine's speed), and with an
- * optional storage-write fault that tears one write and fails everything
- * after it, like a power cut. */
+ * optional power cut at the Nth durable operation (storage write, truncate
+ * or delete, key-store update): a write is torn, the others do not happen,
+ * and every storage and key-store call fails after it, as on a device. */
 #define _GNU_SOURCE /* mkdtemp */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,8 +40,16 @@
 static int64_t fake_wall_ms;
 static uint64_t fake_mono_ms;
 static uint64_t fake_mono_step_ms;
-static int writes_until_cut; /* < 0: no fault */
+static int writes_until_cut; /* durable operations before the cut; < 0: no fault */
 static int power_off;
+
+/* What the key module asked of the HAL during one call (the fakes count;
+ * a test zeroes it first). */
+struct probe {
+    unsigned secret_reads;  /* device secret handed out */
+    unsigned lockout_opens; /* opens of KEYS_LOCKOUT_FILE_NAME */
+};
+static struct probe probe;
 
 struct fixture {
     char dir[64];
@@ -80,6 +89,69 @@ static int faulty_storage_write(void *ctx, hal_file *f, uint64_t off, const void
     return current->real_write(ctx, f, off, buf, len);
 }
 
+/* A durable operation that is all or nothing (truncate, delete, key-store
+ * update): 1 if the power is off, or goes off now, and it must not
+ * happen. Counts towards the cut like a storage write. */
+static int power_stops(void)
+{
+    if (!power_off && writes_until_cut == 0)
+        power_off = 1;
+    else if (!power_off && writes_until_cut > 0)
+        writes_until_cut--;
+    return power_off;
+}
+
+static int faulty_storage_open(void *ctx, const char *name, unsigned flags, hal_file **out)
+{
+    if (power_off)
+        return SAT_ERR_POWER_CUT;
+    if (strcmp(name, KEYS_LOCKOUT_FILE_NAME) == 0)
+        probe.lockout_opens++;
+    return current->posix.storage_open(ctx, name, flags, out);
+}
+
+static int faulty_storage_sync(void *ctx, hal_file *f)
+{
+    return power_off ? SAT_ERR_POWER_CUT : current->posix.storage_sync(ctx, f);
+}
+
+static int faulty_storage_truncate(void *ctx, hal_file *f, uint64_t size)
+{
+    return power_stops() ? SAT_ERR_POWER_CUT : current->posix.storage_truncate(ctx, f, size);
+}
+
+static int faulty_storage_delete(void *ctx, const char *name)
+{
+    return power_stops() ? SAT_ERR_POWER_CUT : current->posix.storage_delete(ctx, name);
+}
+
+static int faulty_device_secret(void *ctx, uint8_t out[HAL_DEVICE_SECRET_BYTES])
+{
+    int ret;
+    if (power_off)
+        return SAT_ERR_POWER_CUT;
+    ret = current->posix.keystore_device_secret(ctx, out);
+    if (ret == SAT_OK)
+        probe.secret_reads++;
+    return ret;
+}
+
+static int faulty_keystore_wipe(void *ctx)
+{
+    return power_stops() ? SAT_ERR_POWER_CUT : current->posix.keystore_wipe(ctx);
+}
+
+static int faulty_counter_read(void *ctx, unsigned slot, uint64_t *value)
+{
+    return power_off ? SAT_ERR_POWER_CUT : current->posix.keystore_counter_read(ctx, slot, value);
+}
+
+static int faulty_counter_advance(void *ctx, unsigned slot, uint64_t value)
+{
+    return power_stops() ? SAT_ERR_POWER_CUT
+                         : current->posix.keystore_counter_advance(ctx, slot, value);
+}
+
 static int rm_rf(const char *dir)
 {
     char cmd[128];
@@ -103,11 +175,20 @@ static int setup(void **state)
     f->h.clock_monotonic_ms = fake_clock_monotonic_ms;
     f->real_write = f->posix.storage_write;
     f->h.storage_write = faulty_storage_write;
+    f->h.storage_open = faulty_storage_open;
+    f->h.storage_sync = faulty_storage_sync;
+    f->h.storage_truncate = faulty_storage_truncate;
+    f->h.storage_delete = faulty_storage_delete;
+    f->h.keystore_device_secret = faulty_device_secret;
+    f->h.keystore_wipe = faulty_keystore_wipe;
+    f->h.keystore_counter_read = faulty_counter_read;
+    f->h.keystore_counter_advance = faulty_counter_advance;
     fake_wall_ms = WALL_START_MS;
     fake_mono_ms = 1000;
     fake_mono_step_ms = 0;
     writes_until_cut = -1;
     power_off = 0;
+    memset(&probe, 0, sizeof probe);
     current = f;
     *state = f;
     return 0;
@@ -141,17 +222,22 @@ static uint64_t failures(const struct hal *h)
     return n;
 }
 
-/* Enters a wrong PIN, waiting out any lockout on the fake clock first. */
-static int wrong_pin_waiting(struct keys *k)
+/* Enters pin, waiting out any lockout on the fake clock first. */
+static int unlock_waiting(struct keys *k, const char *pin)
 {
     uint64_t retry = 0;
-    int ret = keys_unlock(k, PIN_WRONG, &retry);
+    int ret = keys_unlock(k, pin, &retry);
     if (ret == SAT_ERR_KEYS_LOCKED_OUT) {
         assert_true(retry > 0);
         fake_wall_ms += (int64_t)retry;
-        ret = keys_unlock(k, PIN_WRONG, &retry);
+        ret = keys_unlock(k, pin, &retry);
     }
     return ret;
+}
+
+static int wrong_pin_waiting(struct keys *k)
+{
+    return unlock_waiting(k, PIN_WRONG);
 }
 
 static void enrol(struct keys *k, const struct hal *h, const struct keys_enrol_opts *opts,
@@ -546,6 +632,177 @@ static void test_change_pin_power_cut_sweep(void **state)
     assert_true(saw_new);
 }
 
+/* ---- power cuts during keys_unlock ------------------------------------------
+ *
+ * keys.h: a PIN is counted in the key store before it is tried, so a power
+ * cut never makes a guess free. An attacker who cuts the power at a chosen
+ * moment may learn whether a PIN was right (from the writes that follow, or
+ * their absence) as soon as it has been tried; each such attempt must then
+ * already be in HAL_COUNTER_PIN_FAILURES.
+ *
+ * "Tried" is seen at the HAL: the PIN cannot be tried without the device
+ * secret (the KEK is derived from it). The one other reader is the lockout
+ * file's MAC, and each of those opens the lockout file once (lockout_read
+ * opens it and then MACs, lockout_write MACs and then opens it); so more
+ * secret reads than lockout-file opens during an attempt means the PIN was
+ * tried. */
+
+/* More durable operations than any one keys_unlock makes (counter, lockout
+ * file, crypto-erase of both key-file slots): a sweep that has not finished
+ * by then has a bug. */
+#define UNLOCK_CUTS_MAX 24
+
+static uint64_t failures_ever(const struct hal *h)
+{
+    uint64_t n = 0;
+    assert_int_equal(hal_keystore_counter_read(h, HAL_COUNTER_PIN_FAILURES, &n), SAT_OK);
+    return n;
+}
+
+/* Starts over at a run of `run` wrong PINs: wipes, enrols PIN (dek gets the
+ * new DEK), enters the wrong PINs, and waits out the delay they earned. */
+static void start_run(struct keys *k, const struct hal *h, unsigned run,
+                      uint8_t dek[KEYS_DEK_BYTES])
+{
+    assert_int_equal(keys_wipe(k), SAT_OK);
+    enrol(k, h, &test_opts, dek, NULL);
+    for (unsigned i = 0; i < run; i++)
+        assert_int_equal(wrong_pin_waiting(k), SAT_ERR_KEYS_WRONG_PIN);
+    assert_int_equal(failures(h), run);
+    fake_wall_ms += (int64_t)keys_lockout_ms(run);
+}
+
+/* One keys_unlock(pin) with the power cut at its `cut`th durable operation
+ * (0 = the first), from a run of `run` wrong PINs. Fails the test if the
+ * PIN was tried and the power cut kept the try from being counted. Returns
+ * 1 if the call finished without reaching the cut. */
+static int unlock_with_cut(struct keys *k, const struct hal *h, const char *pin, unsigned run,
+                           int cut, int *ret, uint64_t *counted)
+{
+    uint64_t before = failures_ever(h);
+    uint64_t retry = 0;
+    int finished;
+    int tried;
+
+    memset(&probe, 0, sizeof probe);
+    writes_until_cut = cut;
+    power_off = 0;
+    *ret = keys_unlock(k, pin, &retry);
+    finished = !power_off;
+    writes_until_cut = -1;
+    power_off = 0; /* power back on: a new boot */
+    tried = probe.secret_reads > probe.lockout_opens;
+    *counted = failures_ever(h) - before;
+    if (tried && *counted == 0)
+        fail_msg("%s PIN tried but not counted: run %u, power cut at durable operation %d of "
+                 "keys_unlock (it said %s; device secret read %u times, lockout file opened "
+                 "%u times)",
+                 strcmp(pin, PIN) == 0 ? "right" : "wrong", run, cut, sat_strerror(*ret),
+                 probe.secret_reads, probe.lockout_opens);
+    assert_true(*counted <= 1);
+    if (k->unlocked)
+        assert_int_equal(*ret, SAT_OK);
+    return finished;
+}
+
+/* A wrong PIN with the power cut at each durable operation in turn, from
+ * several runs: no delay yet, the last free attempt, the first delayed one
+ * (the lockout file is read before the count) and the one that
+ * crypto-erases. After each cut the attempt is counted or was never tried;
+ * and the store is as the count says: the right PIN opens the same DEK, or,
+ * if this was the last attempt allowed, nothing opens it any more. */
+static void test_unlock_power_cut_sweep(void **state)
+{
+    static const unsigned runs[] = { 0, KEYS_FREE_ATTEMPTS - 1, KEYS_FREE_ATTEMPTS,
+                                     KEYS_MAX_ATTEMPTS - 1 };
+    struct fixture *fx = *state;
+    const struct hal *h = &fx->h;
+    struct keys k;
+    uint8_t dek[KEYS_DEK_BYTES];
+
+    keys_init(&k, h);
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        const unsigned run = runs[r];
+        const int last = run + 1 >= KEYS_MAX_ATTEMPTS;
+        int finished = 0;
+        int cut;
+        for (cut = 0; cut < UNLOCK_CUTS_MAX && !finished; cut++) {
+            uint64_t counted = 0;
+            int ret;
+            start_run(&k, h, run, dek);
+            finished = unlock_with_cut(&k, h, PIN_WRONG, run, cut, &ret, &counted);
+            assert_int_equal(k.unlocked, 0);
+            if (finished) {
+                assert_int_equal(ret, last ? SAT_ERR_KEYS_ERASED : SAT_ERR_KEYS_WRONG_PIN);
+                assert_int_equal(counted, 1);
+            } else if (ret != SAT_ERR_POWER_CUT) {
+                /* Cut after the count: only the failure time or the erase
+                 * was lost, and the next attempt finishes that. */
+                assert_int_equal(ret, last ? SAT_ERR_KEYS_ERASED : SAT_ERR_KEYS_WRONG_PIN);
+                assert_int_equal(counted, 1);
+            }
+            assert_int_equal(failures(h), run + counted);
+            ret = unlock_waiting(&k, PIN);
+            if (last && counted) {
+                assert_int_equal(ret, SAT_ERR_KEYS_ERASED);
+                assert_int_equal(unlock_waiting(&k, PIN), SAT_ERR_KEYS_ERASED);
+            } else {
+                assert_int_equal(ret, SAT_OK);
+                assert_memory_equal(k.dek, dek, sizeof dek);
+                assert_int_equal(failures(h), 0);
+            }
+            keys_lock(&k);
+        }
+        assert_true(finished);
+        assert_true(cut > 1); /* at least one cut fell inside the attempt */
+    }
+}
+
+/* The right PIN with the power cut at each durable operation in turn: it
+ * too is counted before it is tried; afterwards the right PIN still opens
+ * the same DEK and ends the run (whether or not the cut attempt did). */
+static void test_unlock_right_pin_power_cut_sweep(void **state)
+{
+    static const unsigned runs[] = { 0, KEYS_FREE_ATTEMPTS };
+    struct fixture *fx = *state;
+    const struct hal *h = &fx->h;
+    struct keys k;
+    uint8_t dek[KEYS_DEK_BYTES];
+
+    keys_init(&k, h);
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        const unsigned run = runs[r];
+        int finished = 0;
+        int cut;
+        for (cut = 0; cut < UNLOCK_CUTS_MAX && !finished; cut++) {
+            uint64_t counted = 0;
+            uint64_t left = 0;
+            int ret;
+            start_run(&k, h, run, dek);
+            finished = unlock_with_cut(&k, h, PIN, run, cut, &ret, &counted);
+            left = failures(h);
+            if (finished) {
+                assert_int_equal(ret, SAT_OK);
+                assert_int_equal(left, 0);
+            } else {
+                assert_int_equal(ret, SAT_ERR_POWER_CUT);
+                assert_int_equal(k.unlocked, 0);
+                /* Not counted, or counted and maybe not yet cleared. */
+                assert_true(left == (counted ? run + 1 : run) || (counted && left == 0));
+            }
+            if (ret == SAT_OK)
+                assert_memory_equal(k.dek, dek, sizeof dek);
+            keys_lock(&k);
+            assert_int_equal(unlock_waiting(&k, PIN), SAT_OK);
+            assert_memory_equal(k.dek, dek, sizeof dek);
+            assert_int_equal(failures(h), 0);
+            keys_lock(&k);
+        }
+        assert_true(finished);
+        assert_true(cut > 1);
+    }
+}
+
 static void test_lock_zeroizes(void **state)
 {
     struct fixture *fx = *state;
@@ -908,6 +1165,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_without_recovery_wrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_pin_power_cut_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unlock_power_cut_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unlock_right_pin_power_cut_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_zeroizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_pin_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enrol_twice, setup, teardown),
