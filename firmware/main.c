@@ -267,7 +267,7 @@ static int open_store(struct app *a)
     return adopt_provisioned_id(a);
 }
 
-static int resolve(struct app *a, enum store_kind kind, const char *hex, struct store_id *id)
+static int resolve(struct app *a, enum record_kind kind, const char *hex, struct store_id *id)
 {
     int ret = store_resolve_id(a->store, kind, hex, id);
     return ret == SAT_OK ? EXIT_OK : store_failed(a, ret);
@@ -725,7 +725,7 @@ static int cmd_patient(struct app *a, int argc, char **argv)
                 return usage_error("'patient update' takes no argument '%s'", argv[optind + 2]);
             rc = open_store(a);
             if (rc == EXIT_OK)
-                rc = resolve(a, STORE_KIND_PATIENT, argv[2], &id);
+                rc = resolve(a, RECORD_KIND_PATIENT, argv[2], &id);
             if (rc != EXIT_OK)
                 return rc;
             ret = store_patient_get(a->store, &id, &p);
@@ -752,11 +752,11 @@ static int cmd_patient(struct app *a, int argc, char **argv)
             return usage_error("'patient %s' takes one id", sub);
         rc = open_store(a);
         if (rc == EXIT_OK)
-            rc = resolve(a, STORE_KIND_PATIENT, argv[2], &id);
+            rc = resolve(a, RECORD_KIND_PATIENT, argv[2], &id);
         if (rc != EXIT_OK)
             return rc;
         if (strcmp(sub, "delete") == 0) {
-            ret = store_delete(a->store, STORE_KIND_PATIENT, &id);
+            ret = store_delete(a->store, RECORD_KIND_PATIENT, &id);
             if (ret != SAT_OK)
                 return store_failed(a, ret);
             printf("deleted\n");
@@ -810,7 +810,7 @@ static int cmd_visit(struct app *a, int argc, char **argv)
         return usage_error("'visit %s' needs exactly one id", sub);
     rc = open_store(a);
     if (rc == EXIT_OK)
-        rc = resolve(a, strcmp(sub, "start") == 0 ? STORE_KIND_PATIENT : STORE_KIND_VISIT,
+        rc = resolve(a, strcmp(sub, "start") == 0 ? RECORD_KIND_PATIENT : RECORD_KIND_VISIT,
                      argv[optind + 1], &id);
     if (rc != EXIT_OK)
         return rc;
@@ -892,13 +892,13 @@ static int cmd_obs(struct app *a, int argc, char **argv)
     o.vitals.on_oxygen = air_or_oxygen;
     rc = open_store(a);
     if (rc == EXIT_OK)
-        rc = resolve(a, STORE_KIND_PATIENT, argv[optind + 1], &o.patient_id);
+        rc = resolve(a, RECORD_KIND_PATIENT, argv[optind + 1], &o.patient_id);
     if (rc == EXIT_OK && visit) {
-        rc = resolve(a, STORE_KIND_VISIT, visit, &o.visit_id);
+        rc = resolve(a, RECORD_KIND_VISIT, visit, &o.visit_id);
         o.has_visit = 1;
     }
     if (rc == EXIT_OK && amends) {
-        rc = resolve(a, STORE_KIND_OBSERVATION, amends, &o.amends);
+        rc = resolve(a, RECORD_KIND_OBSERVATION, amends, &o.amends);
         o.has_amends = 1;
     }
     if (rc != EXIT_OK)
@@ -955,7 +955,7 @@ static int cmd_note(struct app *a, int argc, char **argv)
         rc = open_store(a);
     if (rc == EXIT_OK && amend) {
         struct store_note *old = calloc(1, sizeof *old);
-        rc = old ? resolve(a, STORE_KIND_CARE_NOTE, argv[optind + 1], &n->amends) : EXIT_FAIL;
+        rc = old ? resolve(a, RECORD_KIND_CARE_NOTE, argv[optind + 1], &n->amends) : EXIT_FAIL;
         if (rc == EXIT_OK) {
             ret = store_note_get(a->store, &n->amends, old);
             rc = ret == SAT_OK ? EXIT_OK : store_failed(a, ret);
@@ -968,9 +968,9 @@ static int cmd_note(struct app *a, int argc, char **argv)
         }
         free(old);
     } else if (rc == EXIT_OK) {
-        rc = resolve(a, STORE_KIND_PATIENT, argv[optind + 1], &n->patient_id);
+        rc = resolve(a, RECORD_KIND_PATIENT, argv[optind + 1], &n->patient_id);
         if (rc == EXIT_OK && visit) {
-            rc = resolve(a, STORE_KIND_VISIT, visit, &n->visit_id);
+            rc = resolve(a, RECORD_KIND_VISIT, visit, &n->visit_id);
             n->has_visit = 1;
         }
     }
@@ -1025,7 +1025,7 @@ static int cmd_task(struct app *a, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (strcmp(sub, "add") == 0) {
-        rc = resolve(a, STORE_KIND_PATIENT, argv[optind + 1], &t.patient_id);
+        rc = resolve(a, RECORD_KIND_PATIENT, argv[optind + 1], &t.patient_id);
         if (rc != EXIT_OK)
             return rc;
         ret = store_task_add(a->store, &t);
@@ -1035,7 +1035,7 @@ static int cmd_task(struct app *a, int argc, char **argv)
         printf("%s\n", hex);
         return EXIT_OK;
     }
-    rc = resolve(a, STORE_KIND_TASK, argv[optind + 1], &id);
+    rc = resolve(a, RECORD_KIND_TASK, argv[optind + 1], &id);
     if (rc != EXIT_OK)
         return rc;
     ret = store_task_done(a->store, &id);
@@ -1202,7 +1202,7 @@ static int cmd_export(struct app *a, int argc, char **argv)
     if (patient) {
         struct store_id id;
         struct store_patient p;
-        rc = resolve(a, STORE_KIND_PATIENT, patient, &id);
+        rc = resolve(a, RECORD_KIND_PATIENT, patient, &id);
         if (rc == EXIT_OK) {
             ret = store_patient_get(a->store, &id, &p);
             ret = ret == SAT_OK ? json_patient(&ec, &p) : ret;
@@ -1417,7 +1417,8 @@ exit:
 
 static int print_conflict(void *arg, const struct store_conflict *c)
 {
-    static const char *const kinds[] = { "?", "patient", "visit", "observation", "note", "task" };
+    const char *kind = record_kind_name(c->kind);
+    char field[RECORD_FIELD_NAME_BYTES];
     char rec[STORE_ID_HEX_BYTES];
     char kept[STORE_ID_HEX_BYTES];
     char lost[STORE_ID_HEX_BYTES];
@@ -1427,9 +1428,9 @@ static int print_conflict(void *arg, const struct store_conflict *c)
     store_id_to_hex(&c->kept_origin, kept);
     store_id_to_hex(&c->lost_origin, lost);
     format_time(c->detected_ms, t);
-    printf("%s %s %.8s field %u: kept \"%s\" (device %.8s), other \"%s\" (device %.8s)\n", t,
-           kinds[(int)c->kind >= 1 && (int)c->kind <= 5 ? (int)c->kind : 0], rec,
-           (unsigned)c->field, c->kept ? c->kept : "", kept, c->lost ? c->lost : "", lost);
+    printf("%s %s %.8s %s: kept \"%s\" (device %.8s), other \"%s\" (device %.8s)\n", t,
+           kind ? kind : "record", rec, record_field_name(c->kind, c->field, field),
+           c->kept ? c->kept : "", kept, c->lost ? c->lost : "", lost);
     return 0;
 }
 

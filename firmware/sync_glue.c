@@ -91,7 +91,7 @@ static int from_field_change(const satchel_FieldChange *f, struct store_change *
     if (!f->has_value || !f->has_stamp)
         return SAT_ERR_STORE_INVALID;
     memcpy(c->record_id.b, f->record_id, STORE_ID_BYTES);
-    c->kind = (enum store_kind)f->kind;
+    c->kind = (enum record_kind)f->kind;
     c->field = f->field;
     c->value_type = f->value.which_value;
     switch (f->value.which_value) {

@@ -1131,7 +1131,7 @@ struct change_set {
 static int collect_change(void *arg, const struct store_change *c)
 {
     struct change_set *cs = arg;
-    if (c->field == 0 || c->kind != STORE_KIND_PATIENT)
+    if (c->field == 0 || c->kind != RECORD_KIND_PATIENT)
         return 0;
     if (cs->n == cs->cap) {
         size_t cap = cs->cap ? cs->cap * 2 : 1024;
@@ -1198,22 +1198,19 @@ static int cmp_merge_order(const void *a, const void *b)
 {
     const struct store_change *x = &g_changes[*(const size_t *)a];
     const struct store_change *y = &g_changes[*(const size_t *)b];
-    int c = memcmp(&x->record_id, &y->record_id, 16);
+    int c = memcmp(&x->record_id, &y->record_id, STORE_ID_BYTES);
     if (c)
         return c;
     if (x->field != y->field)
         return x->field < y->field ? -1 : 1;
-    if (x->hlc_wall_ms != y->hlc_wall_ms)
-        return x->hlc_wall_ms < y->hlc_wall_ms ? -1 : 1;
-    if (x->hlc_counter != y->hlc_counter)
-        return x->hlc_counter < y->hlc_counter ? -1 : 1;
-    return memcmp(&x->origin_device, &y->origin_device, 16);
+    return record_merge_order((struct hlc){ x->hlc_wall_ms, x->hlc_counter }, x->origin_device.b,
+                              (struct hlc){ y->hlc_wall_ms, y->hlc_counter },
+                              y->origin_device.b);
 }
 
-/* A change X to a field whose previous write W (in merge order) came from
- * another tablet, with a different value, that X's writer had not seen
- * (X's base is not W) is a concurrent edit: it must be on record as a
- * conflict somewhere (hub or tablets). */
+/* A change X to a field that is concurrent with the previous write W in
+ * merge order (record.h's conflict test) must be on record as a conflict
+ * somewhere (hub or tablets). */
 static void check_conflicts(struct world *w)
 {
     struct change_set cs = { NULL, NULL, 0, 0 };
@@ -1256,16 +1253,21 @@ static void check_conflicts(struct world *w)
         for (size_t k = 1; order && k < cs.n; k++) {
             const struct store_change *x = &cs.c[order[k]];
             const struct store_change *wprev = &cs.c[order[k - 1]];
-            if (x->field == 0 || x->kind != STORE_KIND_PATIENT || wprev->field != x->field ||
-                memcmp(&wprev->record_id, &x->record_id, 16) != 0)
+            const struct record_write xw = { { x->hlc_wall_ms, x->hlc_counter },
+                                             x->origin_device.b,
+                                             x->has_base,
+                                             { x->base_wall_ms, x->base_counter },
+                                             x->base_device.b };
+            const struct record_write ww = { { wprev->hlc_wall_ms, wprev->hlc_counter },
+                                             wprev->origin_device.b,
+                                             0,
+                                             { 0, 0 },
+                                             NULL };
+            if (x->field == 0 || x->kind != RECORD_KIND_PATIENT || wprev->field != x->field ||
+                memcmp(&wprev->record_id, &x->record_id, STORE_ID_BYTES) != 0)
                 continue;
-            if (memcmp(&wprev->origin_device, &x->origin_device, 16) == 0)
-                continue;
-            if (x->has_base && x->base_wall_ms == wprev->hlc_wall_ms &&
-                x->base_counter == wprev->hlc_counter &&
-                memcmp(&x->base_device, &wprev->origin_device, 16) == 0)
-                continue;
-            if (strcmp(cs.text[order[k]], cs.text[order[k - 1]]) == 0)
+            if (!record_concurrent(&xw, &ww,
+                                   strcmp(cs.text[order[k]], cs.text[order[k - 1]]) == 0))
                 continue;
             concurrent++;
             if (!has_conflict(&keys, &x->record_id, x->field))

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the record API on a simulated device: every record kind
- * round trip, validation that writes nothing, the change log, and that no
- * readable byte of a record ever reaches storage.
+ * round trip, validation that writes nothing, the change log, that no
+ * readable byte of a record ever reaches storage, and that the encrypting
+ * VFS never seals two different things under one nonce.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -120,7 +121,7 @@ static void test_patient_roundtrip_update_delete(void **state)
         sim_hal_set_wall_ms(f->sim, FIXTURE_WALL_START_MS + 1);
         assert_int_equal(store_patient_add(f->s, &q), SAT_OK);
         assert_true(memcmp(p.id.b, q.id.b, STORE_ID_BYTES) < 0);
-        assert_int_equal(store_delete(f->s, STORE_KIND_PATIENT, &q.id), SAT_OK);
+        assert_int_equal(store_delete(f->s, RECORD_KIND_PATIENT, &q.id), SAT_OK);
         sim_hal_set_wall_ms(f->sim, FIXTURE_WALL_START_MS);
     }
 
@@ -135,7 +136,7 @@ static void test_patient_roundtrip_update_delete(void **state)
     }
     assert_int_equal(store_patient_list(f->s, collect_patient, &c), SAT_OK);
     assert_int_equal(c.n, 1);
-    assert_int_equal(store_delete(f->s, STORE_KIND_PATIENT, &p.id), SAT_OK);
+    assert_int_equal(store_delete(f->s, RECORD_KIND_PATIENT, &p.id), SAT_OK);
     c.n = 0;
     assert_int_equal(store_patient_list(f->s, collect_patient, &c), SAT_OK);
     assert_int_equal(c.n, 0);
@@ -197,9 +198,9 @@ static void test_visit_obs_note_task_roundtrip(void **state)
     /* The amended note is still there, unchanged: append-only. */
     assert_int_equal(store_note_get(f->s, &n[0].id, got_n), SAT_OK);
     assert_string_equal(got_n->text, n[0].text);
-    ASSERT_WRITES_NOTHING(f, store_delete(f->s, STORE_KIND_CARE_NOTE, &n[0].id),
+    ASSERT_WRITES_NOTHING(f, store_delete(f->s, RECORD_KIND_CARE_NOTE, &n[0].id),
                           SAT_ERR_STORE_NOT_ALLOWED);
-    ASSERT_WRITES_NOTHING(f, store_delete(f->s, STORE_KIND_OBSERVATION, &o.id),
+    ASSERT_WRITES_NOTHING(f, store_delete(f->s, RECORD_KIND_OBSERVATION, &o.id),
                           SAT_ERR_STORE_NOT_ALLOWED);
 
     memset(&t, 0, sizeof t);
@@ -305,7 +306,7 @@ static void test_bad_input_writes_nothing(void **state)
     ASSERT_WRITES_NOTHING(f, store_visit_start(f->s, &unknown, "", NULL),
                           SAT_ERR_STORE_UNKNOWN_ID);
     ASSERT_WRITES_NOTHING(f, store_task_done(f->s, &unknown), SAT_ERR_STORE_UNKNOWN_ID);
-    ASSERT_WRITES_NOTHING(f, store_delete(f->s, STORE_KIND_TASK, &unknown),
+    ASSERT_WRITES_NOTHING(f, store_delete(f->s, RECORD_KIND_TASK, &unknown),
                           SAT_ERR_STORE_UNKNOWN_ID);
     free(n);
 }
@@ -577,7 +578,7 @@ static struct store_change text_change(const struct store_id *record, uint32_t f
     struct store_change c;
     memset(&c, 0, sizeof c);
     c.record_id = *record;
-    c.kind = STORE_KIND_PATIENT;
+    c.kind = RECORD_KIND_PATIENT;
     c.field = field;
     c.value_type = 1; /* text */
     c.value_text = text;
@@ -700,6 +701,276 @@ static void test_layout_2_store_is_migrated(void **state)
     assert_int_equal(raw_sql(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'origin';"), 0);
 }
 
+/* ---- a nonce never seals two things ------------------------------------
+ *
+ * vfs_crypt seals every unit (a database or journal block, a WAL header, a
+ * WAL frame's header, a WAL frame's page) as nonce | tag | ciphertext with
+ * a fresh random nonce, all under one key: a nonce used twice under
+ * AES-GCM gives away the XOR of two plaintexts and the hash key that
+ * forges tags. So: rewrite the same few pages many times, through the WAL
+ * (with checkpoints, and the WAL restarting over its old frames) and
+ * through a rollback journal, and after every sync read every unit on
+ * flash; a nonce seen twice must seal the very same tag and ciphertext (a
+ * checkpoint copies a sealed page from the WAL into the database as it
+ * stands). Same tag and ciphertext under one nonce means the same unit of
+ * the same block: the tag covers the associated data (file kind, block
+ * number). */
+
+#define NONCE_SEALS_MAX 8192u /* distinct units the watch can remember */
+#define NONCE_UNITS_MAX 512u  /* units per file followed for rewrites */
+#define NONCE_ROWS 12
+#define NONCE_ROW_BYTES 300
+#define NONCE_WAL_ROUNDS 48
+#define NONCE_JOURNAL_ROUNDS 16
+#define NONCE_CHECKPOINT_EVERY 8
+#define NONCE_DB "nonce.db"
+#define NONCE_STR_(x) #x
+#define NONCE_STR(x) NONCE_STR_(x) /* VFS_CRYPT_BLOCK_BYTES is a plain literal */
+
+enum nonce_file { NONCE_FILE_DB, NONCE_FILE_WAL, NONCE_FILE_JOURNAL, NONCE_FILES };
+
+static const char *const nonce_file_names[NONCE_FILES] = { NONCE_DB, NONCE_DB "-wal",
+                                                           NONCE_DB "-journal" };
+
+struct nonce_seen {
+    uint8_t nonce[VFS_CRYPT_NONCE_BYTES];
+    uint8_t tag[VFS_CRYPT_TAG_BYTES];
+    uint64_t body_hash; /* FNV-1a of the ciphertext */
+    uint64_t off;       /* where it was first seen */
+    uint8_t file;
+    uint8_t used;
+};
+
+struct nonce_unit {
+    uint8_t nonce[VFS_CRYPT_NONCE_BYTES];
+    uint8_t used;
+};
+
+struct nonce_watch {
+    struct sim_hal *sim;
+    struct hal hal; /* the device's, with storage_sync watched */
+    int (*real_sync)(void *ctx, hal_file *f);
+    struct nonce_seen seen[NONCE_SEALS_MAX];
+    size_t seals;
+    struct nonce_unit last[NONCE_FILES][NONCE_UNITS_MAX]; /* each unit's latest nonce */
+    uint64_t rewrites[NONCE_FILES]; /* a unit found sealed again in place */
+    unsigned scans;
+    unsigned reuses;
+    unsigned bad_layout; /* a file whose length is not whole slots */
+    int full;
+    char first_reuse[256];
+};
+
+static struct nonce_watch *watch;
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void nonce_hex(const uint8_t *nonce, char out[2 * VFS_CRYPT_NONCE_BYTES + 1])
+{
+    for (size_t i = 0; i < VFS_CRYPT_NONCE_BYTES; i++)
+        snprintf(out + 2 * i, 3, "%02x", nonce[i]);
+}
+
+/* One unit, nonce | tag | ciphertext, `len` bytes at `off` of `file`. */
+static void watch_unit(struct nonce_watch *w, enum nonce_file file, size_t unit, uint64_t off,
+                       const uint8_t *p, size_t len)
+{
+    const uint8_t *nonce = p;
+    const uint8_t *tag = p + VFS_CRYPT_NONCE_BYTES;
+    const size_t seal = VFS_CRYPT_NONCE_BYTES + VFS_CRYPT_TAG_BYTES;
+    uint64_t body_hash = fnv1a(p + seal, len - seal);
+    size_t i = (size_t)(fnv1a(nonce, VFS_CRYPT_NONCE_BYTES) % NONCE_SEALS_MAX);
+
+    if (unit < NONCE_UNITS_MAX) {
+        struct nonce_unit *u = &w->last[file][unit];
+        if (u->used && memcmp(u->nonce, nonce, VFS_CRYPT_NONCE_BYTES) != 0)
+            w->rewrites[file]++;
+        memcpy(u->nonce, nonce, VFS_CRYPT_NONCE_BYTES);
+        u->used = 1;
+    }
+    for (size_t probes = 0; probes < NONCE_SEALS_MAX; probes++, i = (i + 1) % NONCE_SEALS_MAX) {
+        struct nonce_seen *e = &w->seen[i];
+        if (!e->used) {
+            memcpy(e->nonce, nonce, VFS_CRYPT_NONCE_BYTES);
+            memcpy(e->tag, tag, VFS_CRYPT_TAG_BYTES);
+            e->body_hash = body_hash;
+            e->off = off;
+            e->file = (uint8_t)file;
+            e->used = 1;
+            w->seals++;
+            return;
+        }
+        if (memcmp(e->nonce, nonce, VFS_CRYPT_NONCE_BYTES) != 0)
+            continue;
+        if (memcmp(e->tag, tag, VFS_CRYPT_TAG_BYTES) != 0 || e->body_hash != body_hash) {
+            if (w->reuses++ == 0) {
+                char hex[2 * VFS_CRYPT_NONCE_BYTES + 1];
+                nonce_hex(nonce, hex);
+                snprintf(w->first_reuse, sizeof w->first_reuse,
+                         "nonce %s seals %s offset %llu and, differently, %s offset %llu "
+                         "(scan %u)",
+                         hex, nonce_file_names[e->file], (unsigned long long)e->off,
+                         nonce_file_names[file], (unsigned long long)off, w->scans);
+            }
+        }
+        return;
+    }
+    w->full = 1;
+}
+
+/* Every whole unit of one file as it is on flash now. */
+static void watch_file(struct nonce_watch *w, enum nonce_file file)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    size_t off = 0;
+    size_t unit = 0;
+
+    if (sim_hal_file_bytes(w->sim, nonce_file_names[file], &bytes, &len) != SAT_OK || len == 0)
+        return;
+    if (file == NONCE_FILE_WAL) {
+        /* The header's slot, then per frame: its header's unit, its page's
+         * (which is the database slot of that page). */
+        const size_t frame_hdr_unit = VFS_CRYPT_WAL_FRAME_SLOT_BYTES - VFS_CRYPT_SLOT_BYTES;
+        if (len < VFS_CRYPT_WAL_HEADER_SLOT_BYTES) {
+            w->bad_layout++;
+            return;
+        }
+        watch_unit(w, file, unit++, 0, bytes, VFS_CRYPT_WAL_HEADER_SLOT_BYTES);
+        for (off = VFS_CRYPT_WAL_HEADER_SLOT_BYTES; off + VFS_CRYPT_WAL_FRAME_SLOT_BYTES <= len;
+             off += VFS_CRYPT_WAL_FRAME_SLOT_BYTES) {
+            watch_unit(w, file, unit++, off, bytes + off, frame_hdr_unit);
+            watch_unit(w, file, unit++, off + frame_hdr_unit, bytes + off + frame_hdr_unit,
+                       VFS_CRYPT_SLOT_BYTES);
+        }
+    } else {
+        for (off = 0; off + VFS_CRYPT_SLOT_BYTES <= len; off += VFS_CRYPT_SLOT_BYTES)
+            watch_unit(w, file, unit++, off, bytes + off, VFS_CRYPT_SLOT_BYTES);
+    }
+    if (off != len)
+        w->bad_layout++;
+}
+
+static void watch_all(struct nonce_watch *w)
+{
+    w->scans++;
+    for (int file = 0; file < NONCE_FILES; file++)
+        watch_file(w, (enum nonce_file)file);
+}
+
+static int watched_sync(void *ctx, hal_file *f)
+{
+    int ret = watch->real_sync(ctx, f);
+    watch_all(watch);
+    return ret;
+}
+
+static void nonce_exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : sqlite3_errstr(rc));
+}
+
+/* Opens NONCE_DB on v in the given journal mode ("wal", "persist"), makes
+ * its table if it has none, and rewrites every row in each of `rounds`
+ * transactions, checkpointing now and then in WAL mode. */
+static void nonce_rewrite_rows(struct vfs_crypt *v, const char *mode, int rounds, uint64_t *rng)
+{
+    char sql[128];
+    uint8_t body[NONCE_ROW_BYTES];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    const int wal = strcmp(mode, "wal") == 0;
+
+    assert_int_equal(sqlite3_open_v2(NONCE_DB, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     vfs_crypt_name(v)),
+                     SQLITE_OK);
+    nonce_exec(db, "PRAGMA locking_mode=EXCLUSIVE;"
+                   " PRAGMA page_size=" NONCE_STR(VFS_CRYPT_BLOCK_BYTES) ";"
+                   " PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;");
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), mode);
+    sqlite3_finalize(q);
+    nonce_exec(db, "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, body BLOB NOT NULL);");
+
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO t(id, body) VALUES(?1, ?2)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    for (int round = 0; round < rounds; round++) {
+        nonce_exec(db, "BEGIN");
+        for (int row = 0; row < NONCE_ROWS; row++) {
+            for (size_t i = 0; i < sizeof body; i++)
+                body[i] = (uint8_t)fixture_next(rng);
+            assert_int_equal(sqlite3_bind_int(q, 1, row), SQLITE_OK);
+            assert_int_equal(sqlite3_bind_blob(q, 2, body, (int)sizeof body, SQLITE_STATIC),
+                             SQLITE_OK);
+            assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+            assert_int_equal(sqlite3_reset(q), SQLITE_OK);
+        }
+        nonce_exec(db, "COMMIT");
+        /* PASSIVE: the next commit restarts the WAL over its old frames;
+         * TRUNCATE once: the WAL starts again from nothing. */
+        if (wal && round % NONCE_CHECKPOINT_EVERY == NONCE_CHECKPOINT_EVERY - 1)
+            nonce_exec(db, round == rounds / 2 ? "PRAGMA wal_checkpoint(TRUNCATE)"
+                                               : "PRAGMA wal_checkpoint(PASSIVE)");
+        if (watch->reuses > 0)
+            break;
+    }
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_vfs_nonces_never_reused(void **state)
+{
+    uint8_t key[VFS_CRYPT_KEY_BYTES];
+    uint8_t store_id[VFS_CRYPT_STORE_ID_BYTES];
+    struct vfs_crypt *v = NULL;
+    uint64_t rng = 7;
+    (void)state;
+
+    watch = calloc(1, sizeof *watch);
+    assert_non_null(watch);
+    assert_int_equal(sim_hal_new(&watch->sim, 7, FIXTURE_WALL_START_MS), SAT_OK);
+    watch->hal = *sim_hal_hal(watch->sim);
+    watch->real_sync = watch->hal.storage_sync;
+    watch->hal.storage_sync = watched_sync;
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (uint8_t)(0xA5 ^ i);
+    for (size_t i = 0; i < sizeof store_id; i++)
+        store_id[i] = (uint8_t)(0x3C + i);
+    assert_int_equal(vfs_crypt_register(&watch->hal, key, store_id, &v), SAT_OK);
+
+    nonce_rewrite_rows(v, "wal", NONCE_WAL_ROUNDS, &rng);
+    if (watch->reuses == 0)
+        nonce_rewrite_rows(v, "persist", NONCE_JOURNAL_ROUNDS, &rng);
+    watch_all(watch);
+    vfs_crypt_unregister(v);
+
+    if (watch->reuses > 0)
+        fail_msg("%u units sealed with a nonce already used for other bytes; first: %s",
+                 watch->reuses, watch->first_reuse);
+    assert_false(watch->full);
+    assert_int_equal(watch->bad_layout, 0);
+    /* The sweep did rewrite the same blocks in place, in every file. */
+    for (int file = 0; file < NONCE_FILES; file++)
+        if (watch->rewrites[file] == 0)
+            fail_msg("no block of %s was ever rewritten in place", nonce_file_names[file]);
+    assert_true(watch->seals > (size_t)NONCE_WAL_ROUNDS * 4);
+    sim_hal_free(watch->sim);
+    free(watch);
+    watch = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +982,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_layout_from_another_build_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_layout_2_store_is_migrated, setup, teardown),
+        cmocka_unit_test(test_vfs_nonces_never_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

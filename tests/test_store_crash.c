@@ -213,7 +213,7 @@ static void test_wrong_key_reads_nothing(void **state)
 
 struct step_result {
     int ok;
-    enum store_kind kind;
+    enum record_kind kind;
     struct store_id id;
     struct store_id patient;
     char check[STORE_NOTE_TEXT_BYTES]; /* a text that must be stored if ok */
@@ -237,7 +237,7 @@ static int run_workload(struct store *s, uint64_t seed, struct step_result *r)
             struct store_patient p;
             fixture_patient(&rng, &p, "");
             ret = store_patient_add(s, &p);
-            r[i].kind = STORE_KIND_PATIENT;
+            r[i].kind = RECORD_KIND_PATIENT;
             r[i].id = p.id;
             snprintf(r[i].check, sizeof r[i].check, "%s", p.family_name);
             if (ret == SAT_OK)
@@ -248,7 +248,7 @@ static int run_workload(struct store *s, uint64_t seed, struct step_result *r)
             o.patient_id = patients[i % npatients];
             fixture_vitals(&rng, &o.vitals);
             ret = store_obs_add(s, &o);
-            r[i].kind = STORE_KIND_OBSERVATION;
+            r[i].kind = RECORD_KIND_OBSERVATION;
             r[i].id = o.id;
         } else if (i % 4 == 2) {
             memset(n, 0, sizeof *n);
@@ -256,7 +256,7 @@ static int run_workload(struct store *s, uint64_t seed, struct step_result *r)
             snprintf(n->text, sizeof n->text, "visit note %d: %llu", i,
                      (unsigned long long)fixture_next(&rng));
             ret = store_note_add(s, n);
-            r[i].kind = STORE_KIND_CARE_NOTE;
+            r[i].kind = RECORD_KIND_CARE_NOTE;
             r[i].id = n->id;
             snprintf(r[i].check, sizeof r[i].check, "%s", n->text);
         } else {
@@ -287,15 +287,15 @@ static void verify_steps(struct store *s, const struct step_result *r, int attem
         int ret = SAT_OK;
         if (!r[i].ok)
             continue;
-        if (r[i].kind == STORE_KIND_PATIENT) {
+        if (r[i].kind == RECORD_KIND_PATIENT) {
             struct store_patient p;
             ret = store_patient_get(s, &r[i].id, &p);
             if (ret == SAT_OK && strcmp(p.family_name, r[i].check) != 0)
                 ret = SAT_ERR_STORE_SQL;
-        } else if (r[i].kind == STORE_KIND_OBSERVATION) {
+        } else if (r[i].kind == RECORD_KIND_OBSERVATION) {
             struct store_obs o;
             ret = store_obs_get(s, &r[i].id, &o);
-        } else if (r[i].kind == STORE_KIND_CARE_NOTE) {
+        } else if (r[i].kind == RECORD_KIND_CARE_NOTE) {
             struct store_note *n = malloc(sizeof *n);
             ret = store_note_get(s, &r[i].id, n);
             if (ret == SAT_OK && strcmp(n->text, r[i].check) != 0)

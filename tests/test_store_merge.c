@@ -279,7 +279,7 @@ static void test_tombstone_and_purge(void **state)
     assert_int_equal(store_visit_get(p->b.s, &v.id, &(struct store_visit){ 0 }), SAT_OK);
     assert_int_equal(store_obs_get(p->b.s, &o.id, &(struct store_obs){ 0 }), SAT_OK);
     assert_int_equal(store_note_get(p->b.s, &n->id, n), SAT_OK);
-    assert_int_equal(store_delete(p->a.s, STORE_KIND_PATIENT, &keep), SAT_OK);
+    assert_int_equal(store_delete(p->a.s, RECORD_KIND_PATIENT, &keep), SAT_OK);
     copy_changes(p, &p->a, &p->b);
     assert_int_equal(store_patient_get(p->b.s, &keep, &got), SAT_OK);
     assert_int_equal(got.deleted, 1);
@@ -439,7 +439,7 @@ static void test_batch_applies_the_same_however_cut(void **state)
     assert_int_equal(store_task_add(p->a.s, &t), SAT_OK);
     assert_int_equal(store_task_done(p->a.s, &t.id), SAT_OK);
     assert_int_equal(store_visit_end(p->a.s, &v.id, &v), SAT_OK);
-    assert_int_equal(store_delete(p->a.s, STORE_KIND_TASK, &t.id), SAT_OK);
+    assert_int_equal(store_delete(p->a.s, RECORD_KIND_TASK, &t.id), SAT_OK);
     set_address(&p->a, &pb, "2 Heol Newydd");
     assert_int_equal(store_content_hash(p->a.s, want), SAT_OK);
 
@@ -496,7 +496,7 @@ static void test_batch_applies_the_same_however_cut(void **state)
         struct store_patient got;
         assert_non_null(rev);
         for (size_t i = p->batch.n; i-- > 0;)
-            if (p->batch.c[i].kind == STORE_KIND_PATIENT &&
+            if (p->batch.c[i].kind == RECORD_KIND_PATIENT &&
                 memcmp(&p->batch.c[i].record_id, &pb, sizeof pb) == 0)
                 rev->c[rev->n++] = p->batch.c[i];
         memset(&d, 0, sizeof d);
@@ -569,7 +569,7 @@ static struct store_change tie_change(const struct store_id *record, uint8_t fir
     struct store_change c;
     memset(&c, 0, sizeof c);
     c.record_id = *record;
-    c.kind = STORE_KIND_PATIENT;
+    c.kind = RECORD_KIND_PATIENT;
     c.field = 6; /* Patient.address */
     c.value_type = 1;
     c.value_text = address;

@@ -18,14 +18,11 @@
 #include "satchel.pb.h"
 #include "vfs_crypt.h"
 
-/* Observation vital signs travel as fields OBS_VITALS_FIELD_BASE + the
- * VitalSigns field number (satchel.proto), so each vital merges alone. */
-#define OBS_VITALS_FIELD_BASE 500u
-#define VT_TEXT satchel_FieldValue_text_tag
-#define VT_INT satchel_FieldValue_integer_tag
-#define VT_BLOB satchel_FieldValue_blob_tag
-#define VT_FLAG satchel_FieldValue_flag_tag
-#define VT_TOMBSTONE satchel_FieldValue_tombstone_tag
+#define VT_TEXT RECORD_TYPE_TEXT
+#define VT_INT RECORD_TYPE_INT
+#define VT_BLOB RECORD_TYPE_BLOB
+#define VT_FLAG RECORD_TYPE_FLAG
+#define VT_TOMBSTONE RECORD_TYPE_TOMBSTONE
 #define MIN_PREFIX_DIGITS 6
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
@@ -35,7 +32,6 @@
  * other writers by a small number (origin). A layout 2 store is migrated
  * when it is opened. */
 #define STORE_SCHEMA_VERSION 3
-#define KINDS 5
 #define PURGE_STMTS 5 /* statements that delete a patient's records */
 #define FIELD_MAX 0xffffu /* field numbers fit 16 bits (layout 2 keyed by them) */
 
@@ -175,9 +171,9 @@ struct store {
     sqlite3_stmt *st[ST_COUNT];
     struct apply_stmts *apply; /* made on the first pull */
     /* Merge state, per kind: get, put, and the record's rowid. */
-    sqlite3_stmt *fs_get[KINDS + 1];
-    sqlite3_stmt *fs_put[KINDS + 1];
-    sqlite3_stmt *rowid_of[KINDS + 1];
+    sqlite3_stmt *fs_get[RECORD_KINDS + 1];
+    sqlite3_stmt *fs_put[RECORD_KINDS + 1];
+    sqlite3_stmt *rowid_of[RECORD_KINDS + 1];
     /* The merge state of the last record looked at (a record's fields come
      * together): read once, changed here, written back (fs_flush) when
      * another record's is needed, before a commit or a purge (a pending
@@ -185,7 +181,7 @@ struct store {
     struct {
         int valid;
         int dirty; /* changed since read: to be written */
-        enum store_kind kind;
+        enum record_kind kind;
         int64_t rowid;
         uint8_t *buf;
         size_t len, cap;
@@ -201,7 +197,7 @@ struct store {
     /* The last record whose rowid was looked up (a record's fields come
      * together); forgotten at a rollback or a purge, which may free it. */
     int rid_valid;
-    enum store_kind rid_kind;
+    enum record_kind rid_kind;
     struct store_id rid_id;
     int64_t rid;
     int applying; /* a pulled batch's transaction is open (store_apply_begin) */
@@ -400,19 +396,19 @@ static void bind_value(sqlite3_stmt *q, int col, struct field_value v)
         bind_id(q, col + 2, v.blob);
 }
 
-static const char *kind_table(enum store_kind kind);
+static const char *kind_table(enum record_kind kind);
 
 static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const char *sql);
 static sqlite3_stmt *prepare_kind_once(struct store *s, sqlite3_stmt **slot, const char *fmt,
-                                       enum store_kind kind);
+                                       enum record_kind kind);
 
-static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
+static int pend_rowid(const struct store *s, enum record_kind kind, const struct store_id *record,
                       int64_t *rowid);
 
 /* The rowid of a record in its kind's table (or the one it will have, for
  * a pending row, see struct pending_row): *rowid, or -1 if there is no
  * such row (yet). */
-static int record_rowid(struct store *s, enum store_kind kind, const struct store_id *record,
+static int record_rowid(struct store *s, enum record_kind kind, const struct store_id *record,
                         int64_t *rowid)
 {
     sqlite3_stmt *q;
@@ -694,7 +690,7 @@ static int fs_reserve(struct store *s, size_t need)
     return SAT_OK;
 }
 
-static int pend_holds(const struct store *s, enum store_kind kind, int64_t rowid);
+static int pend_holds(const struct store *s, enum record_kind kind, int64_t rowid);
 static int pend_flush(struct store *s);
 
 /* Writes the held merge state back into its record's row if it changed
@@ -718,7 +714,7 @@ static int fs_flush(struct store *s)
 
 /* Binds the held merge state if it is of (kind, rowid), which is then
  * written; else NULL. */
-static void fs_bind_for(struct store *s, sqlite3_stmt *q, int col, enum store_kind kind,
+static void fs_bind_for(struct store *s, sqlite3_stmt *q, int col, enum record_kind kind,
                         int64_t rowid)
 {
     if (s->fs.valid && s->fs.kind == kind && s->fs.rowid == rowid) {
@@ -731,7 +727,7 @@ static void fs_bind_for(struct store *s, sqlite3_stmt *q, int col, enum store_ki
 
 /* Makes s->fs hold the merge state of a record; *found is 0 (and nothing
  * held) if the record has no row (yet). */
-static int fs_load(struct store *s, enum store_kind kind, const struct store_id *record,
+static int fs_load(struct store *s, enum record_kind kind, const struct store_id *record,
                    int *found)
 {
     sqlite3_stmt *q;
@@ -739,7 +735,7 @@ static int fs_load(struct store *s, enum store_kind kind, const struct store_id 
     int rc;
     int ret;
     *found = 0;
-    if ((int)kind < 1 || (int)kind > KINDS)
+    if (!record_kind_valid((int)kind))
         return fail(s, SAT_ERR_STORE_INVALID, "no merge state for kind %d", (int)kind);
     ret = record_rowid(s, kind, record, &rowid);
     if (ret != SAT_OK || rowid < 0)
@@ -800,7 +796,7 @@ static int fs_find(const struct store *s, uint32_t field, struct fs_entry *e, si
     return 0;
 }
 
-static int winner_get(struct store *s, enum store_kind kind, const struct store_id *record,
+static int winner_get(struct store *s, enum record_kind kind, const struct store_id *record,
                       uint32_t field, struct field_winner *w)
 {
     struct fs_entry e;
@@ -833,7 +829,7 @@ static int winner_get(struct store *s, enum store_kind kind, const struct store_
 
 /* Makes (v, stamp, origin) the winning write of a field; the record's row
  * must exist (or be the pending row). */
-static int winner_put(struct store *s, enum store_kind kind, const struct store_id *record,
+static int winner_put(struct store *s, enum record_kind kind, const struct store_id *record,
                       uint32_t field, struct field_value v, struct hlc stamp,
                       const struct store_id *origin)
 {
@@ -878,7 +874,7 @@ static int winner_put(struct store *s, enum store_kind kind, const struct store_
 
 /* Appends one of this device's field writes to the change log, with the
  * winning write it replaces as its base, and makes it the winner. */
-static int log_field(struct store *s, enum store_kind kind, const struct store_id *record,
+static int log_field(struct store *s, enum record_kind kind, const struct store_id *record,
                      uint32_t field, struct field_value v)
 {
     sqlite3_stmt *q;
@@ -1313,7 +1309,7 @@ void store_close(struct store *s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
-    for (int i = 0; i <= KINDS; i++) {
+    for (int i = 0; i <= RECORD_KINDS; i++) {
         sqlite3_finalize(s->fs_get[i]);
         sqlite3_finalize(s->fs_put[i]);
         sqlite3_finalize(s->rowid_of[i]);
@@ -1433,7 +1429,7 @@ int store_patient_add(struct store *s, struct store_patient *p)
     ret = run(s, q, "add patient");
     for (size_t i = 0; ret == SAT_OK && i < PATIENT_COLS; i++)
         if (pfield(p, i)[0] != '\0')
-            ret = log_field(s, STORE_KIND_PATIENT, &p->id, patient_cols[i].field,
+            ret = log_field(s, RECORD_KIND_PATIENT, &p->id, patient_cols[i].field,
                             fv_text(pfield(p, i)));
     return finish(s, ret);
 }
@@ -1503,7 +1499,7 @@ int store_patient_update(struct store *s, const struct store_patient *p)
         ret = run(s, q, "update patient");
         sqlite3_finalize(q);
         if (ret == SAT_OK)
-            ret = log_field(s, STORE_KIND_PATIENT, &p->id, patient_cols[i].field,
+            ret = log_field(s, RECORD_KIND_PATIENT, &p->id, patient_cols[i].field,
                             fv_text(pfield(&want, i)));
     }
     return finish(s, ret);
@@ -1635,12 +1631,12 @@ int store_visit_start(struct store *s, const struct store_id *patient, const cha
     sqlite3_bind_text(q, 4, v.reason, -1, SQLITE_TRANSIENT);
     ret = run(s, q, "start visit");
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_VISIT, &v.id, satchel_Visit_patient_id_tag, fv_id(patient));
+        ret = log_field(s, RECORD_KIND_VISIT, &v.id, satchel_Visit_patient_id_tag, fv_id(patient));
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_VISIT, &v.id, satchel_Visit_started_ms_tag,
+        ret = log_field(s, RECORD_KIND_VISIT, &v.id, satchel_Visit_started_ms_tag,
                         fv_int(v.started_ms));
     if (ret == SAT_OK && v.reason[0])
-        ret = log_field(s, STORE_KIND_VISIT, &v.id, satchel_Visit_reason_tag, fv_text(v.reason));
+        ret = log_field(s, RECORD_KIND_VISIT, &v.id, satchel_Visit_reason_tag, fv_text(v.reason));
     ret = finish(s, ret);
     if (ret == SAT_OK && out)
         *out = v;
@@ -1669,7 +1665,7 @@ int store_visit_end(struct store *s, const struct store_id *visit, struct store_
     sqlite3_bind_int64(q, 2, v.ended_ms);
     ret = run(s, q, "end visit");
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_VISIT, visit, satchel_Visit_ended_ms_tag,
+        ret = log_field(s, RECORD_KIND_VISIT, visit, satchel_Visit_ended_ms_tag,
                         fv_int(v.ended_ms));
     ret = finish(s, ret);
     if (ret == SAT_OK && out)
@@ -1822,22 +1818,22 @@ int store_obs_add(struct store *s, struct store_obs *o)
         sqlite3_bind_int(q, 14, o->news2_score);
         ret = run(s, q, "add observation");
         if (ret == SAT_OK)
-            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_patient_id_tag,
+            ret = log_field(s, RECORD_KIND_OBSERVATION, &o->id, satchel_Observation_patient_id_tag,
                             fv_id(&o->patient_id));
         if (ret == SAT_OK && o->has_visit)
-            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_visit_id_tag,
+            ret = log_field(s, RECORD_KIND_OBSERVATION, &o->id, satchel_Observation_visit_id_tag,
                             fv_id(&o->visit_id));
         if (ret == SAT_OK && o->has_amends)
-            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_amends_tag,
+            ret = log_field(s, RECORD_KIND_OBSERVATION, &o->id, satchel_Observation_amends_tag,
                             fv_id(&o->amends));
         if (ret == SAT_OK)
-            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id, satchel_Observation_taken_ms_tag,
+            ret = log_field(s, RECORD_KIND_OBSERVATION, &o->id, satchel_Observation_taken_ms_tag,
                             fv_int(o->taken_ms));
         for (int i = 0; ret == SAT_OK && i < 8; i++)
-            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id,
-                            OBS_VITALS_FIELD_BASE + vital_fields[i], fv_int(vals[i]));
+            ret = log_field(s, RECORD_KIND_OBSERVATION, &o->id,
+                            RECORD_OBS_VITALS_BASE + vital_fields[i], fv_int(vals[i]));
         if (ret == SAT_OK)
-            ret = log_field(s, STORE_KIND_OBSERVATION, &o->id,
+            ret = log_field(s, RECORD_KIND_OBSERVATION, &o->id,
                             satchel_Observation_news2_score_tag, fv_int(o->news2_score));
     }
     return finish(s, ret);
@@ -1930,19 +1926,19 @@ int store_note_add(struct store *s, struct store_note *n)
     sqlite3_bind_text(q, 6, n->text, -1, SQLITE_TRANSIENT);
     ret = run(s, q, "add note");
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_patient_id_tag,
+        ret = log_field(s, RECORD_KIND_CARE_NOTE, &n->id, satchel_CareNote_patient_id_tag,
                         fv_id(&n->patient_id));
     if (ret == SAT_OK && n->has_visit)
-        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_visit_id_tag,
+        ret = log_field(s, RECORD_KIND_CARE_NOTE, &n->id, satchel_CareNote_visit_id_tag,
                         fv_id(&n->visit_id));
     if (ret == SAT_OK && n->has_amends)
-        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_amends_tag,
+        ret = log_field(s, RECORD_KIND_CARE_NOTE, &n->id, satchel_CareNote_amends_tag,
                         fv_id(&n->amends));
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_written_ms_tag,
+        ret = log_field(s, RECORD_KIND_CARE_NOTE, &n->id, satchel_CareNote_written_ms_tag,
                         fv_int(n->written_ms));
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_CARE_NOTE, &n->id, satchel_CareNote_text_tag,
+        ret = log_field(s, RECORD_KIND_CARE_NOTE, &n->id, satchel_CareNote_text_tag,
                         fv_text(n->text));
     return finish(s, ret);
 }
@@ -2028,12 +2024,12 @@ int store_task_add(struct store *s, struct store_task *t)
     sqlite3_bind_int64(q, 4, t->due_ms);
     ret = run(s, q, "add task");
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_TASK, &t->id, satchel_Task_patient_id_tag,
+        ret = log_field(s, RECORD_KIND_TASK, &t->id, satchel_Task_patient_id_tag,
                         fv_id(&t->patient_id));
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_TASK, &t->id, satchel_Task_title_tag, fv_text(t->title));
+        ret = log_field(s, RECORD_KIND_TASK, &t->id, satchel_Task_title_tag, fv_text(t->title));
     if (ret == SAT_OK && t->due_ms)
-        ret = log_field(s, STORE_KIND_TASK, &t->id, satchel_Task_due_ms_tag, fv_int(t->due_ms));
+        ret = log_field(s, RECORD_KIND_TASK, &t->id, satchel_Task_due_ms_tag, fv_int(t->due_ms));
     return finish(s, ret);
 }
 
@@ -2056,7 +2052,7 @@ int store_task_done(struct store *s, const struct store_id *id)
     bind_id(q, 1, id);
     ret = run(s, q, "complete task");
     if (ret == SAT_OK)
-        ret = log_field(s, STORE_KIND_TASK, id, satchel_Task_done_tag, fv_flag(1));
+        ret = log_field(s, RECORD_KIND_TASK, id, satchel_Task_done_tag, fv_flag(1));
     return finish(s, ret);
 }
 
@@ -2080,26 +2076,26 @@ int store_task_list(struct store *s, const struct store_id *patient,
 
 /* ---- delete, changes, integrity, ids ------------------------------------ */
 
-static const char *kind_table(enum store_kind kind)
+static const char *kind_table(enum record_kind kind)
 {
     switch (kind) {
-    case STORE_KIND_PATIENT: return "patient";
-    case STORE_KIND_VISIT: return "visit";
-    case STORE_KIND_OBSERVATION: return "observation";
-    case STORE_KIND_CARE_NOTE: return "note";
-    case STORE_KIND_TASK: return "task";
+    case RECORD_KIND_PATIENT: return "patient";
+    case RECORD_KIND_VISIT: return "visit";
+    case RECORD_KIND_OBSERVATION: return "observation";
+    case RECORD_KIND_CARE_NOTE: return "note";
+    case RECORD_KIND_TASK: return "task";
     }
     return NULL;
 }
 
-int store_delete(struct store *s, enum store_kind kind, const struct store_id *id)
+int store_delete(struct store *s, enum record_kind kind, const struct store_id *id)
 {
     char sql[80];
     sqlite3_stmt *q = NULL;
     int ret;
     int changed;
     s->errmsg[0] = '\0';
-    if (kind == STORE_KIND_OBSERVATION || kind == STORE_KIND_CARE_NOTE)
+    if (kind == RECORD_KIND_OBSERVATION || kind == RECORD_KIND_CARE_NOTE)
         return fail(s, SAT_ERR_STORE_NOT_ALLOWED,
                     "observations and care notes are append-only: add an amending entry");
     if (!kind_table(kind))
@@ -2139,7 +2135,7 @@ static int change_row(sqlite3_stmt *q, void *ctx)
     memset(&c, 0, sizeof c);
     c.seq = (uint64_t)sqlite3_column_int64(q, 0);
     column_id(q, 1, &c.record_id);
-    c.kind = (enum store_kind)sqlite3_column_int(q, 2);
+    c.kind = (enum record_kind)sqlite3_column_int(q, 2);
     c.field = (uint32_t)sqlite3_column_int64(q, 3);
     c.value_type = sqlite3_column_int(q, 4);
     c.value_int = sqlite3_column_int64(q, 5);
@@ -2183,54 +2179,9 @@ int store_changes(struct store *s, uint64_t after, unsigned max,
 
 /* ---- sync: merge ---------------------------------------------------------- */
 
-/* Where each replicated field lives. Fields not listed (from newer firmware)
- * are still merged in field_state, so nothing is lost on the way through. */
-struct field_col {
-    enum store_kind kind;
-    uint32_t field;
-    const char *col;
-    int type;
-};
-
-#define VITAL(tag) (OBS_VITALS_FIELD_BASE + (tag))
-static const struct field_col field_cols[] = {
-    { STORE_KIND_PATIENT, satchel_Patient_nhs_number_tag, "nhs_number", VT_TEXT },
-    { STORE_KIND_PATIENT, satchel_Patient_given_name_tag, "given_name", VT_TEXT },
-    { STORE_KIND_PATIENT, satchel_Patient_family_name_tag, "family_name", VT_TEXT },
-    { STORE_KIND_PATIENT, satchel_Patient_date_of_birth_tag, "date_of_birth", VT_TEXT },
-    { STORE_KIND_PATIENT, satchel_Patient_address_tag, "address", VT_TEXT },
-    { STORE_KIND_PATIENT, satchel_Patient_postcode_tag, "postcode", VT_TEXT },
-    { STORE_KIND_PATIENT, satchel_Patient_team_tag, "team", VT_TEXT },
-    { STORE_KIND_VISIT, satchel_Visit_patient_id_tag, "patient_id", VT_BLOB },
-    { STORE_KIND_VISIT, satchel_Visit_started_ms_tag, "started_ms", VT_INT },
-    { STORE_KIND_VISIT, satchel_Visit_ended_ms_tag, "ended_ms", VT_INT },
-    { STORE_KIND_VISIT, satchel_Visit_reason_tag, "reason", VT_TEXT },
-    { STORE_KIND_OBSERVATION, satchel_Observation_patient_id_tag, "patient_id", VT_BLOB },
-    { STORE_KIND_OBSERVATION, satchel_Observation_visit_id_tag, "visit_id", VT_BLOB },
-    { STORE_KIND_OBSERVATION, satchel_Observation_taken_ms_tag, "taken_ms", VT_INT },
-    { STORE_KIND_OBSERVATION, satchel_Observation_news2_score_tag, "news2", VT_INT },
-    { STORE_KIND_OBSERVATION, satchel_Observation_amends_tag, "amends", VT_BLOB },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_respiration_rate_tag), "resp", VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_spo2_pct_tag), "spo2", VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_spo2_scale_tag), "spo2_scale", VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_on_oxygen_tag), "on_oxygen", VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_systolic_bp_tag), "sbp", VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_pulse_tag), "pulse", VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_consciousness_tag), "consciousness",
-      VT_INT },
-    { STORE_KIND_OBSERVATION, VITAL(satchel_VitalSigns_temperature_dc_tag), "temp_dc", VT_INT },
-    { STORE_KIND_CARE_NOTE, satchel_CareNote_patient_id_tag, "patient_id", VT_BLOB },
-    { STORE_KIND_CARE_NOTE, satchel_CareNote_visit_id_tag, "visit_id", VT_BLOB },
-    { STORE_KIND_CARE_NOTE, satchel_CareNote_written_ms_tag, "written_ms", VT_INT },
-    { STORE_KIND_CARE_NOTE, satchel_CareNote_text_tag, "text", VT_TEXT },
-    { STORE_KIND_CARE_NOTE, satchel_CareNote_amends_tag, "amends", VT_BLOB },
-    { STORE_KIND_TASK, satchel_Task_patient_id_tag, "patient_id", VT_BLOB },
-    { STORE_KIND_TASK, satchel_Task_title_tag, "title", VT_TEXT },
-    { STORE_KIND_TASK, satchel_Task_due_ms_tag, "due_ms", VT_INT },
-    { STORE_KIND_TASK, satchel_Task_done_tag, "done", VT_FLAG },
-};
-#define FIELD_COLS (sizeof field_cols / sizeof field_cols[0])
-#define KINDS 5
+/* Where each replicated field lives: the record model's column
+ * (record.h). Fields it does not know (from newer firmware) are still
+ * merged in the merge state, so nothing is lost on the way through. */
 
 /* A pulled record this replica has never had, while its run of changes
  * is merged: the winning values are gathered and written by one INSERT
@@ -2243,16 +2194,16 @@ static const struct field_col field_cols[] = {
  * merge state is keyed by it. */
 struct pending_row {
     int active;
-    enum store_kind kind;
+    enum record_kind kind;
     struct store_id id;
     int64_t rowid;
     int deleted;
-    uint64_t set; /* bit i: vals[i] holds field_cols[i] */
-    struct field_value vals[FIELD_COLS];
-    char *text[FIELD_COLS];           /* owned copies of text values */
-    struct store_id blob[FIELD_COLS]; /* copies of id values */
+    uint64_t set; /* bit i: vals[i] holds record_field_table[i] */
+    struct field_value vals[RECORD_FIELD_COUNT];
+    char *text[RECORD_FIELD_COUNT];           /* owned copies of text values */
+    struct store_id blob[RECORD_FIELD_COUNT]; /* copies of id values */
 };
-_Static_assert(FIELD_COLS <= 64, "pending_row.set has a bit per mapped column");
+_Static_assert(RECORD_FIELD_COUNT <= 64, "pending_row.set has a bit per mapped column");
 /* INSERTs kept per kind: a kind's new records differ in their optional
  * columns (an amended observation, a note outside a visit). */
 #define PEND_INSERTS 4
@@ -2262,18 +2213,16 @@ _Static_assert(FIELD_COLS <= 64, "pending_row.set has a bit per mapped column");
  * of the last PEND_INSERTS sets of columns) and the lookup of the next
  * rowid. */
 struct apply_stmts {
-    sqlite3_stmt *set[FIELD_COLS];
-    sqlite3_stmt *tomb[KINDS + 1];
+    sqlite3_stmt *set[RECORD_FIELD_COUNT];
+    sqlite3_stmt *tomb[RECORD_KINDS + 1];
     struct {
         uint64_t set;
         sqlite3_stmt *q;
-    } insert[KINDS + 1][PEND_INSERTS];
-    unsigned insert_next[KINDS + 1]; /* the slot to reuse next */
-    sqlite3_stmt *next_rowid[KINDS + 1];
+    } insert[RECORD_KINDS + 1][PEND_INSERTS];
+    unsigned insert_next[RECORD_KINDS + 1]; /* the slot to reuse next */
+    sqlite3_stmt *next_rowid[RECORD_KINDS + 1];
     struct pending_row pend;
 };
-
-static const char *kind_table(enum store_kind kind);
 
 static void pend_clear(struct pending_row *pr);
 
@@ -2282,9 +2231,9 @@ static void apply_stmts_free(struct apply_stmts *a)
     if (!a)
         return;
     pend_clear(&a->pend);
-    for (size_t i = 0; i < FIELD_COLS; i++)
+    for (size_t i = 0; i < RECORD_FIELD_COUNT; i++)
         sqlite3_finalize(a->set[i]);
-    for (size_t i = 0; i <= KINDS; i++) {
+    for (size_t i = 0; i <= RECORD_KINDS; i++) {
         sqlite3_finalize(a->tomb[i]);
         for (size_t j = 0; j < PEND_INSERTS; j++)
             sqlite3_finalize(a->insert[i][j].q);
@@ -2307,7 +2256,7 @@ static sqlite3_stmt *prepare_once(struct store *s, sqlite3_stmt **slot, const ch
  * table's name, and is formatted only when the statement is first
  * prepared. */
 static sqlite3_stmt *prepare_kind_once(struct store *s, sqlite3_stmt **slot, const char *fmt,
-                                       enum store_kind kind)
+                                       enum record_kind kind)
 {
     char sql[80];
     sql[0] = '\0';
@@ -2316,12 +2265,12 @@ static sqlite3_stmt *prepare_kind_once(struct store *s, sqlite3_stmt **slot, con
     return prepare_once(s, slot, sql);
 }
 
-/* The mapped column of a field of a kind, or FIELD_COLS if it has none. */
-static size_t field_col_of(enum store_kind kind, uint32_t field)
+/* The mapped column of a field of a kind, or RECORD_FIELD_COUNT if it has none. */
+static size_t field_col_of(enum record_kind kind, uint32_t field)
 {
     size_t i;
-    for (i = 0; i < FIELD_COLS; i++)
-        if (field_cols[i].kind == kind && field_cols[i].field == field)
+    for (i = 0; i < RECORD_FIELD_COUNT; i++)
+        if (record_field_table[i].kind == kind && record_field_table[i].number == field)
             break;
     return i;
 }
@@ -2338,7 +2287,7 @@ static void bind_column(sqlite3_stmt *q, int idx, struct field_value v)
 }
 
 /* The pending row if it is record's (not yet in its table), else NULL. */
-static struct pending_row *pend_of(const struct store *s, enum store_kind kind,
+static struct pending_row *pend_of(const struct store *s, enum record_kind kind,
                                    const struct store_id *record)
 {
     struct pending_row *pr = s->apply ? &s->apply->pend : NULL;
@@ -2348,14 +2297,14 @@ static struct pending_row *pend_of(const struct store *s, enum store_kind kind,
 }
 
 /* 1 if (kind, rowid) is the pending row's. */
-static int pend_holds(const struct store *s, enum store_kind kind, int64_t rowid)
+static int pend_holds(const struct store *s, enum record_kind kind, int64_t rowid)
 {
     const struct pending_row *pr = s->apply ? &s->apply->pend : NULL;
     return pr && pr->active && pr->kind == kind && pr->rowid == rowid;
 }
 
 /* 1 and its rowid if record is the pending row. */
-static int pend_rowid(const struct store *s, enum store_kind kind, const struct store_id *record,
+static int pend_rowid(const struct store *s, enum record_kind kind, const struct store_id *record,
                       int64_t *rowid)
 {
     const struct pending_row *pr = pend_of(s, kind, record);
@@ -2367,7 +2316,7 @@ static int pend_rowid(const struct store *s, enum store_kind kind, const struct 
 /* Forgets the pending row (written, or its batch given up). */
 static void pend_clear(struct pending_row *pr)
 {
-    for (size_t i = 0; i < FIELD_COLS; i++) {
+    for (size_t i = 0; i < RECORD_FIELD_COUNT; i++) {
         free(pr->text[i]);
         pr->text[i] = NULL;
     }
@@ -2425,10 +2374,10 @@ static int pend_insert(struct store *s)
         char sql[900];
         size_t nc = 0, np = 0;
         int n = 5;
-        for (size_t i = 0; i < FIELD_COLS; i++) {
+        for (size_t i = 0; i < RECORD_FIELD_COUNT; i++) {
             if (!(pr->set >> i & 1))
                 continue;
-            nc += (size_t)snprintf(cols + nc, sizeof cols - nc, ", %s", field_cols[i].col);
+            nc += (size_t)snprintf(cols + nc, sizeof cols - nc, ", %s", record_field_table[i].column);
             np += (size_t)snprintf(params + np, sizeof params - np, ", ?%d", n++);
         }
         cols[nc] = params[np] = '\0';
@@ -2451,14 +2400,14 @@ static int pend_insert(struct store *s)
     bind_id(q, 2, &pr->id);
     sqlite3_bind_int(q, 3, pr->deleted);
     fs_bind_for(s, q, 4, pr->kind, pr->rowid);
-    for (size_t i = 0; i < FIELD_COLS; i++)
+    for (size_t i = 0; i < RECORD_FIELD_COUNT; i++)
         if (pr->set >> i & 1)
             bind_column(q, idx++, pr->vals[i]);
     return run(s, q, "apply change");
 }
 
 /* Starts a pending row for a record this replica does not have. */
-static int pend_start(struct store *s, enum store_kind kind, const struct store_id *id)
+static int pend_start(struct store *s, enum record_kind kind, const struct store_id *id)
 {
     struct pending_row *pr = &s->apply->pend;
     sqlite3_stmt *q;
@@ -2497,7 +2446,7 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
     int64_t rowid;
     size_t i;
     int ret;
-    if ((int)c->kind < 1 || (int)c->kind > KINDS)
+    if (!record_kind_valid((int)c->kind))
         return SAT_OK;
     if (!(pr->active && pr->kind == c->kind &&
           memcmp(&pr->id, &c->record_id, sizeof pr->id) == 0)) {
@@ -2509,8 +2458,9 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
         if (ret != SAT_OK)
             return ret;
     }
-    i = v.type == VT_TOMBSTONE ? FIELD_COLS : field_col_of(c->kind, c->field);
-    if (v.type != VT_TOMBSTONE && (i == FIELD_COLS || field_cols[i].type != v.type))
+    i = v.type == VT_TOMBSTONE ? RECORD_FIELD_COUNT : field_col_of(c->kind, c->field);
+    if (v.type != VT_TOMBSTONE &&
+        (i == RECORD_FIELD_COUNT || (int)record_field_table[i].type != v.type))
         return SAT_OK; /* kept in the merge state only */
     if (pr->active) {
         if (v.type != VT_TOMBSTONE)
@@ -2524,7 +2474,7 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
         q = prepare_once(s, &s->apply->tomb[c->kind], sql);
     } else {
         snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?2 WHERE rowid = ?1", kind_table(c->kind),
-                 field_cols[i].col);
+                 record_field_table[i].column);
         q = prepare_once(s, &s->apply->set[i], sql);
         if (q)
             bind_column(q, 2, v);
@@ -2535,13 +2485,6 @@ static int apply_to_record(struct store *s, const struct store_change *c, struct
     return run(s, q, "apply change");
 }
 
-/* >0 if (a, ao) wins over (b, bo). */
-static int stamp_cmp(struct hlc a, const struct store_id *ao, struct hlc b,
-                     const struct store_id *bo)
-{
-    int c = hlc_compare(a, b);
-    return c != 0 ? c : memcmp(ao->b, bo->b, STORE_ID_BYTES);
-}
 
 static void render_value(int type, int64_t i, const char *text, const struct store_id *blob,
                          char *out, size_t cap)
@@ -2610,26 +2553,28 @@ static int merge_one(struct store *s, const struct store_change *c, struct field
 {
     struct hlc stamp = { c->hlc_wall_ms, c->hlc_counter };
     struct field_value v = { c->value_type, c->value_int, c->value_text, &c->value_blob };
+    const struct record_write x = { stamp, c->origin_device.b, c->has_base,
+                                    { c->base_wall_ms, c->base_counter }, c->base_device.b };
+    int order;
     int wins;
     int ret;
-    if (c->value_type < VT_TEXT || c->value_type > VT_TOMBSTONE || (int)c->kind < 1 ||
-        (int)c->kind > KINDS || (c->value_type == VT_TEXT && !c->value_text))
+    if (c->value_type < VT_TEXT || c->value_type > VT_TOMBSTONE ||
+        !record_kind_valid((int)c->kind) || (c->value_type == VT_TEXT && !c->value_text))
         return fail(s, SAT_ERR_STORE_INVALID, "malformed change (kind %d, type %d)",
                     (int)c->kind, c->value_type);
     hlc_observe(&s->clock, stamp, hal_clock_wall_ms(s->hal));
     ret = winner_get(s, c->kind, &c->record_id, c->field, w);
     if (ret != SAT_OK)
         return ret;
-    wins = !w->exists || stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) > 0;
-    if (w->exists && stamp_cmp(stamp, &c->origin_device, w->stamp, &w->origin) == 0) {
+    order = w->exists ? record_merge_order(stamp, c->origin_device.b, w->stamp, w->origin.b) : 1;
+    if (order == 0) {
         r->stale++; /* this very write is already here */
         return SAT_OK;
     }
-    if (w->exists && memcmp(&w->origin, &c->origin_device, sizeof w->origin) != 0 &&
-        !(c->has_base && c->base_wall_ms == w->stamp.wall_ms &&
-          c->base_counter == w->stamp.counter &&
-          memcmp(&c->base_device, &w->origin, sizeof w->origin) == 0) &&
-        !same_value(w, v)) {
+    wins = order > 0;
+    if (w->exists && record_concurrent(&x, &(struct record_write){ w->stamp, w->origin.b, 0,
+                                                                   { 0, 0 }, NULL },
+                                       same_value(w, v))) {
         ret = record_conflict(s, c, v, w, wins);
         if (ret != SAT_OK)
             return ret;
@@ -2887,7 +2832,7 @@ static int conflict_row(sqlite3_stmt *q, void *ctx)
     memset(&c, 0, sizeof c);
     c.id = sqlite3_column_int64(q, 0);
     column_id(q, 1, &c.record_id);
-    c.kind = (enum store_kind)sqlite3_column_int(q, 2);
+    c.kind = (enum record_kind)sqlite3_column_int(q, 2);
     c.field = (uint32_t)sqlite3_column_int64(q, 3);
     c.kept = (const char *)sqlite3_column_text(q, 4);
     c.lost = (const char *)sqlite3_column_text(q, 5);
@@ -2992,7 +2937,7 @@ static int resolve_row(sqlite3_stmt *q, void *ctx)
     return 0;
 }
 
-int store_resolve_id(struct store *s, enum store_kind kind, const char *hex,
+int store_resolve_id(struct store *s, enum record_kind kind, const char *hex,
                      struct store_id *out)
 {
     struct resolve_ctx rc = { 0, { { 0 } } };

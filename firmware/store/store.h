@@ -32,6 +32,7 @@
 #include "hal.h"
 #include "keys.h"
 #include "news2.h"
+#include "record.h"
 #include "sat_hex.h"
 
 #define STORE_DB_NAME "caseload.db"
@@ -39,15 +40,6 @@
 #define STORE_ID_HEX_BYTES SAT_ID_HEX_BYTES
 #define STORE_NOTE_TEXT_BYTES 2048
 #define STORE_ERRMSG_BYTES 200
-
-/* Record kinds; values match satchel.proto's RecordKind. */
-enum store_kind {
-    STORE_KIND_PATIENT = 1,
-    STORE_KIND_VISIT = 2,
-    STORE_KIND_OBSERVATION = 3,
-    STORE_KIND_CARE_NOTE = 4,
-    STORE_KIND_TASK = 5
-};
 
 struct store_id {
     uint8_t b[STORE_ID_BYTES];
@@ -112,7 +104,7 @@ struct store_task {
 struct store_change {
     uint64_t seq; /* this device's change-log sequence (own writes) */
     struct store_id record_id;
-    enum store_kind kind;
+    enum record_kind kind;
     uint32_t field; /* field number in the kind's message in satchel.proto;
                      * observation vitals are 500 + VitalSigns field; 0 with a
                      * tombstone */
@@ -155,7 +147,7 @@ struct store_apply_result {
 struct store_conflict {
     int64_t id;
     struct store_id record_id;
-    enum store_kind kind;
+    enum record_kind kind;
     uint32_t field;
     const char *kept; /* value the record now has (valid during the call) */
     const char *lost; /* the other value */
@@ -227,7 +219,7 @@ int store_task_list(struct store *s, const struct store_id *patient,
 
 /* Tombstones a patient, visit or task (observations and notes are
  * append-only: SAT_ERR_STORE_NOT_ALLOWED). */
-int store_delete(struct store *s, enum store_kind kind, const struct store_id *id);
+int store_delete(struct store *s, enum record_kind kind, const struct store_id *id);
 
 /* This device's own changes after sequence `after`, in order, at most max
  * of them (0: all). */
@@ -291,7 +283,7 @@ int store_check_integrity(struct store *s);
 
 /* Resolves a hex id or a unique hex prefix (at least 6 digits) of a record
  * of `kind` to its id: SAT_ERR_STORE_UNKNOWN_ID if none or ambiguous. */
-int store_resolve_id(struct store *s, enum store_kind kind, const char *hex,
+int store_resolve_id(struct store *s, enum record_kind kind, const char *hex,
                      struct store_id *out);
 
 void store_id_to_hex(const struct store_id *id, char out[STORE_ID_HEX_BYTES]);
