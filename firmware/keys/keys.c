@@ -70,7 +70,6 @@
 
 #include <string.h>
 
-#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdh.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/gcm.h>
@@ -79,6 +78,8 @@
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
+
+#include "sat_drbg.h"
 
 /* ---- formats ------------------------------------------------------------ */
 
@@ -143,7 +144,7 @@ _Static_assert(KF_OFF_PAD <= KF_OFF_SUM, "record does not fit its slot");
 static const char KDF_INFO_KEK[] = "satchel kek v1";
 static const char KDF_INFO_RECOVERY[] = "satchel recovery v1";
 static const char KDF_INFO_LOCKOUT[] = "satchel lockout v1";
-static const char DRBG_PERSONALIZATION[] = "satchel keys v1";
+#define DRBG_PERSONALIZATION "satchel keys v1"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -213,54 +214,16 @@ static int pin_check(const char *pin, size_t *len)
 
 /* ---- randomness: HAL entropy through a CTR-DRBG -------------------------- */
 
-struct rng {
-    const struct hal *hal;
-    int hal_err; /* the HAL's code when entropy failed, else SAT_OK */
-    mbedtls_ctr_drbg_context drbg;
-};
-
-static int rng_entropy(void *p, unsigned char *buf, size_t len)
+/* Randomness: HAL entropy through core's DRBG (sat_drbg.h). */
+static int rng_seed(struct sat_drbg *r, const struct hal *h)
 {
-    struct rng *r = p;
-    int ret = hal_entropy_fill(r->hal, buf, len);
-    if (ret != SAT_OK) {
-        r->hal_err = ret;
-        return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
-    }
-    return 0;
+    return sat_drbg_seed(r, hal_entropy_source, (void *)h, DRBG_PERSONALIZATION,
+                         SAT_ERR_KEYS_CRYPTO);
 }
 
-static void rng_init(struct rng *r, const struct hal *h)
+static int rng_bytes(struct sat_drbg *r, uint8_t *out, size_t len)
 {
-    r->hal = h;
-    r->hal_err = SAT_OK;
-    mbedtls_ctr_drbg_init(&r->drbg);
-}
-
-static void rng_free(struct rng *r)
-{
-    mbedtls_ctr_drbg_free(&r->drbg); /* zeroizes the state */
-}
-
-static int rng_fail(const struct rng *r)
-{
-    return r->hal_err != SAT_OK ? r->hal_err : SAT_ERR_KEYS_CRYPTO;
-}
-
-static int rng_seed(struct rng *r)
-{
-    if (mbedtls_ctr_drbg_seed(&r->drbg, rng_entropy, r,
-                              (const unsigned char *)DRBG_PERSONALIZATION,
-                              sizeof DRBG_PERSONALIZATION - 1) != 0)
-        return rng_fail(r);
-    return SAT_OK;
-}
-
-static int rng_bytes(struct rng *r, uint8_t *out, size_t len)
-{
-    if (mbedtls_ctr_drbg_random(&r->drbg, out, len) != 0)
-        return rng_fail(r);
-    return SAT_OK;
+    return sat_drbg_fill(r, out, len, SAT_ERR_KEYS_CRYPTO);
 }
 
 /* ---- primitives --------------------------------------------------------- */
@@ -512,8 +475,8 @@ exit:
 
 /* Wraps secrets under pin with a fresh salt and nonce into kf->rec, whose
  * iteration count is already set. */
-static int pin_wrap(struct rng *r, const char *pin, size_t pin_len, struct keyfile *kf,
-                    const uint8_t secrets[KF_SECRETS_BYTES])
+static int pin_wrap(const struct hal *h, struct sat_drbg *r, const char *pin, size_t pin_len,
+                    struct keyfile *kf, const uint8_t secrets[KF_SECRETS_BYTES])
 {
     int ret;
     uint8_t kek[KF_KEY_BYTES];
@@ -524,7 +487,7 @@ static int pin_wrap(struct rng *r, const char *pin, size_t pin_len, struct keyfi
         ret = rng_bytes(r, kf->rec + KF_OFF_PIN_NONCE, KF_NONCE_BYTES);
     if (ret != SAT_OK)
         goto exit;
-    ret = kek_derive(r->hal, pin, pin_len, kf->rec, kek);
+    ret = kek_derive(h, pin, pin_len, kf->rec, kek);
     if (ret != SAT_OK)
         goto exit;
     pin_aad(kf->rec, aad);
@@ -587,7 +550,7 @@ static int rec_key_derive(const uint8_t z[KF_KEY_BYTES], const uint8_t *eph_pub,
     return hkdf_sha256(NULL, 0, z, KF_KEY_BYTES, info, sizeof info, key);
 }
 
-static int rec_wrap(struct rng *r, struct keyfile *kf, const uint8_t fleet_pub[KEYS_RECOVERY_PUB_BYTES],
+static int rec_wrap(struct sat_drbg *r, struct keyfile *kf, const uint8_t fleet_pub[KEYS_RECOVERY_PUB_BYTES],
                     const uint8_t secrets[KF_SECRETS_BYTES])
 {
     int ret = SAT_ERR_KEYS_CRYPTO;
@@ -614,14 +577,14 @@ static int rec_wrap(struct rng *r, struct keyfile *kf, const uint8_t fleet_pub[K
         ret = SAT_ERR_KEYS_RECOVERY;
         goto exit;
     }
-    if (mbedtls_ecdh_gen_public(&grp, &d, &eph, mbedtls_ctr_drbg_random, &r->drbg) != 0 ||
-        mbedtls_ecdh_compute_shared(&grp, &z, &fleet, &d, mbedtls_ctr_drbg_random, &r->drbg) !=
+    if (mbedtls_ecdh_gen_public(&grp, &d, &eph, sat_drbg_random, r) != 0 ||
+        mbedtls_ecdh_compute_shared(&grp, &z, &fleet, &d, sat_drbg_random, r) !=
             0 ||
         mbedtls_mpi_write_binary(&z, zbuf, sizeof zbuf) != 0 ||
         mbedtls_ecp_point_write_binary(&grp, &eph, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen,
                                        kf->rec + KF_OFF_REC_EPH, KEYS_RECOVERY_PUB_BYTES) != 0 ||
         olen != KEYS_RECOVERY_PUB_BYTES) {
-        ret = rng_fail(r);
+        ret = sat_drbg_error(r, SAT_ERR_KEYS_CRYPTO);
         goto exit;
     }
     ret = rec_key_derive(zbuf, kf->rec + KF_OFF_REC_EPH, fleet_pub, key);
@@ -652,7 +615,7 @@ exit:
 /* SAT_OK, SAT_ERR_KEYS_RECOVERY (no wrap, not a P-256 key, or not the key
  * the wrap was made for), SAT_ERR_KEYS_CORRUPT (the stored ephemeral key is
  * not a curve point), or another failure. */
-static int rec_unwrap(struct rng *r, const struct keyfile *kf,
+static int rec_unwrap(struct sat_drbg *r, const struct keyfile *kf,
                       const uint8_t priv[KEYS_RECOVERY_PRIV_BYTES],
                       uint8_t secrets[KF_SECRETS_BYTES])
 {
@@ -691,14 +654,14 @@ static int rec_unwrap(struct rng *r, const struct keyfile *kf,
         ret = SAT_ERR_KEYS_CORRUPT;
         goto exit;
     }
-    if (mbedtls_ecp_mul(&grp, &fleet, &d, &grp.G, mbedtls_ctr_drbg_random, &r->drbg) != 0 ||
+    if (mbedtls_ecp_mul(&grp, &fleet, &d, &grp.G, sat_drbg_random, r) != 0 ||
         mbedtls_ecp_point_write_binary(&grp, &fleet, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen,
                                        fleet_pub, sizeof fleet_pub) != 0 ||
         olen != sizeof fleet_pub ||
-        mbedtls_ecdh_compute_shared(&grp, &z, &eph, &d, mbedtls_ctr_drbg_random, &r->drbg) !=
+        mbedtls_ecdh_compute_shared(&grp, &z, &eph, &d, sat_drbg_random, r) !=
             0 ||
         mbedtls_mpi_write_binary(&z, zbuf, sizeof zbuf) != 0) {
-        ret = rng_fail(r);
+        ret = sat_drbg_error(r, SAT_ERR_KEYS_CRYPTO);
         goto exit;
     }
     ret = rec_key_derive(zbuf, kf->rec + KF_OFF_REC_EPH, fleet_pub, key);
@@ -1028,7 +991,7 @@ int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *op
 {
     int ret = SAT_ERR_INVALID;
     const struct hal *h;
-    struct rng r;
+    struct sat_drbg r;
     struct keyfile kf;
     uint8_t secrets[KF_SECRETS_BYTES];
     uint32_t iterations = opts != NULL ? opts->iterations : 0;
@@ -1040,7 +1003,7 @@ int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *op
     if (k == NULL || k->hal == NULL)
         return SAT_ERR_INVALID;
     h = k->hal;
-    rng_init(&r, h);
+    sat_drbg_init(&r);
     keys_lock(k);
 
     ret = pin_check(pin, &pin_len);
@@ -1059,7 +1022,7 @@ int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *op
     if (ret != SAT_OK)
         goto exit;
 
-    ret = rng_seed(&r);
+    ret = rng_seed(&r, h);
     if (ret == SAT_OK)
         ret = rng_bytes(&r, secrets, sizeof secrets);
     if (ret == SAT_OK && iterations == 0)
@@ -1070,7 +1033,7 @@ int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *op
     memcpy(kf.rec, KF_MAGIC, KF_MAGIC_BYTES);
     kf.rec[KF_OFF_VERSION] = KF_VERSION;
     put_u32(kf.rec + KF_OFF_ITER, iterations);
-    ret = pin_wrap(&r, pin, pin_len, &kf, secrets);
+    ret = pin_wrap(h, &r, pin, pin_len, &kf, secrets);
     if (ret == SAT_OK && opts != NULL && opts->recovery_pub != NULL)
         ret = rec_wrap(&r, &kf, opts->recovery_pub, secrets);
     if (ret != SAT_OK)
@@ -1089,7 +1052,7 @@ int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *op
 exit:
     mbedtls_platform_zeroize(secrets, sizeof secrets);
     mbedtls_platform_zeroize(&kf, sizeof kf);
-    rng_free(&r);
+    sat_drbg_free(&r);
     if (ret != SAT_OK)
         keys_lock(k);
     return ret;
@@ -1129,7 +1092,7 @@ int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
                     uint64_t *retry_after_ms)
 {
     int ret = SAT_ERR_INVALID;
-    struct rng r;
+    struct sat_drbg r;
     struct keyfile kf;
     uint8_t secrets[KF_SECRETS_BYTES];
     size_t old_len = 0;
@@ -1139,7 +1102,7 @@ int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
     memset(secrets, 0, sizeof secrets);
     if (k == NULL || k->hal == NULL)
         return SAT_ERR_INVALID;
-    rng_init(&r, k->hal);
+    sat_drbg_init(&r);
     keys_lock(k);
 
     /* Check the new PIN first so a typo in it costs no attempt. */
@@ -1151,9 +1114,9 @@ int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
     ret = pin_attempt(k->hal, old_pin, old_len, retry_after_ms, &kf, secrets);
     if (ret != SAT_OK)
         goto exit;
-    ret = rng_seed(&r);
+    ret = rng_seed(&r, k->hal);
     if (ret == SAT_OK)
-        ret = pin_wrap(&r, new_pin, new_len, &kf, secrets);
+        ret = pin_wrap(k->hal, &r, new_pin, new_len, &kf, secrets);
     if (ret == SAT_OK)
         ret = keyfile_store(k->hal, &kf, 0);
     if (ret != SAT_OK)
@@ -1162,7 +1125,7 @@ int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
 exit:
     mbedtls_platform_zeroize(secrets, sizeof secrets);
     mbedtls_platform_zeroize(&kf, sizeof kf);
-    rng_free(&r);
+    sat_drbg_free(&r);
     if (ret != SAT_OK)
         keys_lock(k);
     return ret;
@@ -1173,7 +1136,7 @@ int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_
 {
     int ret = SAT_ERR_INVALID;
     const struct hal *h;
-    struct rng r;
+    struct sat_drbg r;
     struct keyfile kf;
     uint8_t secrets[KF_SECRETS_BYTES];
     size_t pin_len = 0;
@@ -1185,7 +1148,7 @@ int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_
     if (k == NULL || k->hal == NULL)
         return SAT_ERR_INVALID;
     h = k->hal;
-    rng_init(&r, h);
+    sat_drbg_init(&r);
     keys_lock(k);
 
     ret = pin_check(new_pin, &pin_len);
@@ -1193,7 +1156,7 @@ int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_
         goto exit;
     ret = keyfile_load(h, &kf);
     if (ret == SAT_OK)
-        ret = rng_seed(&r);
+        ret = rng_seed(&r, h);
     if (ret == SAT_OK)
         ret = rec_unwrap(&r, &kf, recovery_priv, secrets);
     if (ret != SAT_OK)
@@ -1210,7 +1173,7 @@ int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_
      * a new wrap under an exhausted run. */
     ret = run_reset(h);
     if (ret == SAT_OK)
-        ret = pin_wrap(&r, new_pin, pin_len, &kf, secrets);
+        ret = pin_wrap(h, &r, new_pin, pin_len, &kf, secrets);
     if (ret == SAT_OK)
         ret = keyfile_store(h, &kf, 0);
     if (ret != SAT_OK)
@@ -1220,7 +1183,7 @@ int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_
 exit:
     mbedtls_platform_zeroize(secrets, sizeof secrets);
     mbedtls_platform_zeroize(&kf, sizeof kf);
-    rng_free(&r);
+    sat_drbg_free(&r);
     if (ret != SAT_OK)
         keys_lock(k);
     return ret;
@@ -1252,25 +1215,25 @@ int keys_recovery_keygen(const struct hal *h, uint8_t pub[KEYS_RECOVERY_PUB_BYTE
                          uint8_t priv[KEYS_RECOVERY_PRIV_BYTES])
 {
     int ret = SAT_ERR_KEYS_CRYPTO;
-    struct rng r;
+    struct sat_drbg r;
     mbedtls_ecp_group grp;
     mbedtls_ecp_point q;
     mbedtls_mpi d;
     size_t olen = 0;
 
-    rng_init(&r, h);
+    sat_drbg_init(&r);
     mbedtls_ecp_group_init(&grp);
     mbedtls_ecp_point_init(&q);
     mbedtls_mpi_init(&d);
 
-    ret = rng_seed(&r);
+    ret = rng_seed(&r, h);
     if (ret != SAT_OK)
         goto exit;
     ret = SAT_ERR_KEYS_CRYPTO;
     if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0)
         goto exit;
-    if (mbedtls_ecp_gen_keypair(&grp, &d, &q, mbedtls_ctr_drbg_random, &r.drbg) != 0) {
-        ret = rng_fail(&r);
+    if (mbedtls_ecp_gen_keypair(&grp, &d, &q, sat_drbg_random, &r) != 0) {
+        ret = sat_drbg_error(&r, SAT_ERR_KEYS_CRYPTO);
         goto exit;
     }
     if (mbedtls_ecp_point_write_binary(&grp, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub,
@@ -1283,7 +1246,7 @@ exit:
     mbedtls_ecp_group_free(&grp);
     mbedtls_ecp_point_free(&q);
     mbedtls_mpi_free(&d);
-    rng_free(&r);
+    sat_drbg_free(&r);
     if (ret != SAT_OK) {
         mbedtls_platform_zeroize(pub, KEYS_RECOVERY_PUB_BYTES);
         mbedtls_platform_zeroize(priv, KEYS_RECOVERY_PRIV_BYTES);

@@ -1,13 +1,14 @@
 /* vfs_crypt.c - see vfs_crypt.h for the format and the rules. */
 #include "vfs_crypt.h"
 
-#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/gcm.h>
 #include <mbedtls/platform_util.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sat_drbg.h"
 
 #define BLOCK VFS_CRYPT_BLOCK_BYTES
 #define SLOT VFS_CRYPT_SLOT_BYTES
@@ -33,7 +34,7 @@ struct vfs_crypt {
     sqlite3_vfs base; /* first: SQLite hands us this pointer */
     const struct hal *hal;
     mbedtls_gcm_context gcm;
-    mbedtls_ctr_drbg_context drbg;
+    struct sat_drbg drbg; /* HAL entropy: nonces, SQLite's randomness */
     uint8_t store_id[VFS_CRYPT_STORE_ID_BYTES];
     char name[40];
     struct vfs_crypt_stats stats;
@@ -172,7 +173,7 @@ static int seal_unit(struct vfs_crypt *v, uint8_t kind, uint64_t no, const uint8
 {
     uint8_t aad[AAD_BYTES_MAX];
     size_t aad_len = make_aad(v, kind, no, tag, aad);
-    if (mbedtls_ctr_drbg_random(&v->drbg, out, VFS_CRYPT_NONCE_BYTES) != 0)
+    if (sat_drbg_random(&v->drbg, out, VFS_CRYPT_NONCE_BYTES) != 0)
         return SQLITE_IOERR_WRITE;
     if (mbedtls_gcm_crypt_and_tag(&v->gcm, MBEDTLS_GCM_ENCRYPT, len, out, VFS_CRYPT_NONCE_BYTES,
                                   aad, aad_len, plain, out + SEAL_BYTES, VFS_CRYPT_TAG_BYTES,
@@ -971,7 +972,7 @@ static int vx_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out
 static int vx_randomness(sqlite3_vfs *vfs, int n, char *out)
 {
     struct vfs_crypt *v = (struct vfs_crypt *)vfs;
-    if (mbedtls_ctr_drbg_random(&v->drbg, (unsigned char *)out, (size_t)n) != 0)
+    if (sat_drbg_random(&v->drbg, (unsigned char *)out, (size_t)n) != 0)
         memset(out, 0, (size_t)n);
     return n;
 }
@@ -1008,12 +1009,6 @@ static int vx_get_last_error(sqlite3_vfs *vfs, int n, char *out)
 
 /* ---- registration ------------------------------------------------------- */
 
-static int drbg_entropy(void *arg, unsigned char *out, size_t len)
-{
-    const struct hal *h = arg;
-    return hal_entropy_fill(h, out, len) == SAT_OK ? 0 : -1;
-}
-
 int vfs_crypt_register(const struct hal *h, const uint8_t key[VFS_CRYPT_KEY_BYTES],
                        const uint8_t store_id[VFS_CRYPT_STORE_ID_BYTES], struct vfs_crypt **out)
 {
@@ -1023,14 +1018,16 @@ int vfs_crypt_register(const struct hal *h, const uint8_t key[VFS_CRYPT_KEY_BYTE
     if (!v)
         return SAT_ERR_NO_MEMORY;
     mbedtls_gcm_init(&v->gcm);
-    mbedtls_ctr_drbg_init(&v->drbg);
+    sat_drbg_init(&v->drbg);
     v->hal = h;
     memcpy(v->store_id, store_id, VFS_CRYPT_STORE_ID_BYTES);
     if (mbedtls_gcm_setkey(&v->gcm, MBEDTLS_CIPHER_ID_AES, key, VFS_CRYPT_KEY_BYTES * 8) != 0)
         goto exit;
-    if (mbedtls_ctr_drbg_seed(&v->drbg, drbg_entropy, (void *)h,
-                              (const unsigned char *)"satchel vfs", 11) != 0)
+    ret = sat_drbg_seed(&v->drbg, hal_entropy_source, (void *)h, "satchel vfs",
+                        SAT_ERR_KEYS_CRYPTO);
+    if (ret != SAT_OK)
         goto exit;
+    ret = SAT_ERR_KEYS_CRYPTO;
     snprintf(v->name, sizeof v->name, "satchel-crypt-%u", ++serial);
     v->base.iVersion = 2;
     v->base.szOsFile = (int)sizeof(struct cfile);
@@ -1052,7 +1049,7 @@ int vfs_crypt_register(const struct hal *h, const uint8_t key[VFS_CRYPT_KEY_BYTE
 exit:
     if (ret != SAT_OK) {
         mbedtls_gcm_free(&v->gcm);
-        mbedtls_ctr_drbg_free(&v->drbg);
+        sat_drbg_free(&v->drbg);
         mbedtls_platform_zeroize(v, sizeof *v);
         free(v);
     }
@@ -1070,7 +1067,7 @@ void vfs_crypt_unregister(struct vfs_crypt *v)
         return;
     sqlite3_vfs_unregister(&v->base);
     mbedtls_gcm_free(&v->gcm);
-    mbedtls_ctr_drbg_free(&v->drbg);
+    sat_drbg_free(&v->drbg);
     mbedtls_platform_zeroize(v, sizeof *v);
     free(v);
 }
