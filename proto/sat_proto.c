@@ -21,6 +21,10 @@ _Static_assert(PULL_BATCH_ENCODED_MAX + 1 + 5 <= PROTO_FRAME_BYTES_MAX,
 _Static_assert(CHANGE_ENCODED_MAX <= PROTO_PULL_CHANGES_BYTES_MAX,
                "PROTO_PULL_CHANGES_BYTES_MAX below one maximal change");
 _Static_assert(PROTO_BATCH_CHANGES_MAX <= PROTO_PULL_CHANGES_MAX, "pull cap below push cap");
+_Static_assert(sizeof(((satchel_PullBatch *)0)->purge_ids) /
+                       sizeof(((satchel_PullBatch *)0)->purge_ids[0]) ==
+                   PROTO_PULL_PURGE_MAX,
+               "PROTO_PULL_PURGE_MAX must match PullBatch.purge_ids max_count");
 
 static _Thread_local const char *last_error = "";
 

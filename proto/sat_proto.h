@@ -40,6 +40,9 @@
 #define PROTO_BATCH_CHANGES_MAX 32
 /* Changes in a PullBatch: a hard cap beside the byte bound below. */
 #define PROTO_PULL_CHANGES_MAX 1024
+/* Record ids a PullBatch purges (satchel.options: PullBatch.purge_ids
+ * max_count, checked in sat_proto.c). */
+#define PROTO_PULL_PURGE_MAX 64
 /* Encoded size of a PullBatch's changes (proto_change_batch_bytes summed). */
 #define PROTO_PULL_CHANGES_BYTES_MAX (64u * 1024u)
 /* Bound of an encoded Frame: a full push batch of maximal changes, or a

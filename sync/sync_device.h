@@ -31,9 +31,10 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "sat_hex.h"
 #include "sat_proto.h"
 
-#define SYNC_DEVICE_ID_BYTES 16
+#define SYNC_DEVICE_ID_BYTES SAT_ID_BYTES
 #define SYNC_ERRMSG_BYTES 200
 
 /* The tablet's store, as sync sees it. Every member returns SAT_OK or a
@@ -111,7 +112,7 @@ struct sync_device {
     struct frame_reader rd;
     struct frame_writer wr;
     satchel_FieldChange batch[PROTO_BATCH_CHANGES_MAX];
-    uint8_t purge[64][SYNC_DEVICE_ID_BYTES];
+    uint8_t purge[PROTO_PULL_PURGE_MAX][SYNC_DEVICE_ID_BYTES];
 };
 
 /* Prepares a session over io (already secured) for the device's replica. */

@@ -99,7 +99,7 @@
  * PROTO_PULL_CHANGES_BYTES_MAX bytes of them (see pull below). */
 #define HUB_PULL_CHANGES_MAX PROTO_PULL_CHANGES_MAX
 /* Purged record ids in one pull (PullBatch.purge_ids max_count). */
-#define HUB_PULL_PURGE_MAX 64
+#define HUB_PULL_PURGE_MAX PROTO_PULL_PURGE_MAX
 /* Conflicts listed per call. */
 #define HUB_CONFLICTS_LIST_MAX 16
 /* Records one patient may have when it is reassigned (the reassignment is
