@@ -1116,7 +1116,7 @@ static int hub_open(struct bench *b)
     ret = make_pki(b);
     if (ret != SAT_OK)
         return ret;
-    ret = hub_store_sqlite_open(db, &b->hub);
+    ret = hub_store_open(db, &b->hub, NULL);
     if (ret != SAT_OK) {
         fprintf(stderr, "bench_sync: cannot open the hub store %s: %s\n", db, sat_strerror(ret));
         return ret;

@@ -437,10 +437,10 @@ static void setup(struct world *w)
     w->hub_key = pki->hub_key;
     /* The hub's database is scratch that lives and dies with the run (the
      * simulator never crashes the hub): in memory (see
-     * hub_store_sqlite_open), so neither the host's disk nor its system
+     * hub_store_open), so neither the host's disk nor its system
      * calls set the pace. The hub runs the same SQL; only its journal is
      * in memory. */
-    ret = hub_store_sqlite_open(":memory:", &w->hub_store);
+    ret = hub_store_open(":memory:", &w->hub_store, NULL);
     if (ret != SAT_OK)
         fatal("hub database", ret);
     memset(&hc, 0, sizeof hc);

@@ -114,7 +114,7 @@ static int setup(void **state)
     *state = w;
     make_cert(w, "satchel-hub", PKI_USAGE_SERVER, &w->hub);
     snprintf(path, sizeof path, "%s/hub.db", w->dir);
-    if (hub_store_sqlite_open(path, &w->store) != SAT_OK)
+    if (hub_store_open(path, &w->store, NULL) != SAT_OK)
         return -1;
     w->srv = calloc(1, sizeof *w->srv);
     return w->srv ? 0 : -1;

@@ -10,7 +10,7 @@
  * acknowledges a push whose COMMIT failed. This test can.
  *
  * How, in the manner of SQLite's src/test6.c: a VFS shim, registered as
- * SQLite's default so that hub_store_sqlite_open(path) uses it unchanged,
+ * SQLite's default so that hub_store_open(path) uses it unchanged,
  * wraps the real default VFS. Writes (and truncates) to a database, WAL or
  * rollback journal stay in memory, in order, until that file's xSync, as
  * in an OS page cache; reads and sizes see them. A power cut drops every
@@ -970,7 +970,7 @@ static int step_try(const struct step *s, uint64_t *acked)
 {
     switch (s->op) {
     case DO_OPEN:
-        return hub_store_sqlite_open(fx.db, &fx.hub);
+        return hub_store_open(fx.db, &fx.hub, NULL);
     case DO_REGISTER:
         return hub_store_device_register(fx.hub, device_ids[s->arg], device_teams[s->arg]);
     case DO_PUSH: {
@@ -991,7 +991,7 @@ static int step_try(const struct step *s, uint64_t *acked)
     case DO_RESTART:
         hub_store_close(fx.hub);
         fx.hub = NULL;
-        return hub_store_sqlite_open(fx.db, &fx.hub);
+        return hub_store_open(fx.db, &fx.hub, NULL);
     case DO_REVOKE:
         return hub_store_device_revoke(fx.hub, device_ids[s->arg]);
     }
@@ -1248,7 +1248,7 @@ static void verify(const struct run_log *log, const char *ctx)
     uint64_t acked[DEVICES_N];
     struct hub_stats st;
     int registered, moved;
-    int ret = hub_store_sqlite_open(fx.db, &fx.check_hub);
+    int ret = hub_store_open(fx.db, &fx.check_hub, NULL);
 
     if (ret != SAT_OK)
         fail_msg("%s: the hub store does not reopen after the power cut: %s", ctx,

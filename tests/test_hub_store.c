@@ -199,7 +199,7 @@ static int setup_store(void **state, int in_memory)
         snprintf(f->path, sizeof f->path, ":memory:");
     else
         snprintf(f->path, sizeof f->path, "%s/hub.db", f->dir);
-    if (hub_store_sqlite_open(f->path, &f->hub) != SAT_OK ||
+    if (hub_store_open(f->path, &f->hub, NULL) != SAT_OK ||
         hub_store_device_register(f->hub, DEV_A, "north") != SAT_OK ||
         hub_store_device_register(f->hub, DEV_B, "north") != SAT_OK ||
         hub_store_device_register(f->hub, DEV_C, "south") != SAT_OK)
@@ -975,7 +975,7 @@ static void test_state_survives_reopen(void **state)
 
     hub_store_close(f->hub);
     f->hub = NULL;
-    assert_int_equal(hub_store_sqlite_open(f->path, &f->hub), SAT_OK);
+    assert_int_equal(hub_store_open(f->path, &f->hub, NULL), SAT_OK);
 
     after = stats(f);
     assert_memory_equal(&after, &before, sizeof after);
@@ -1006,7 +1006,7 @@ static void test_state_survives_reopen(void **state)
     assert_non_null(junk);
     fputs("this is not an SQLite database, not even close; it is just text.\n", junk);
     fclose(junk);
-    assert_int_equal(hub_store_sqlite_open(junk_path, &other), SAT_ERR_HUB_STORAGE);
+    assert_int_equal(hub_store_open(junk_path, &other, NULL), SAT_ERR_HUB_STORAGE);
     assert_null(other);
 }
 
@@ -1019,7 +1019,7 @@ static void test_two_handles_share_the_sequence(void **state)
     struct hub_push_result r;
     const satchel_Hlc to_south = { 9000, 0 };
 
-    assert_int_equal(hub_store_sqlite_open(f->path, &admin), SAT_OK);
+    assert_int_equal(hub_store_open(f->path, &admin, NULL), SAT_OK);
     push_patient_1(f);
     assert_int_equal(hub_store_patient_assign(admin, PAT_1, "south", &to_south), SAT_OK);
     {
@@ -1051,7 +1051,7 @@ static void test_in_memory_stores_are_separate(void **state)
     push_patient_1(f);
     a = stats(f);
     assert_true(a.last_seq > 0);
-    assert_int_equal(hub_store_sqlite_open(":memory:", &other), SAT_OK);
+    assert_int_equal(hub_store_open(":memory:", &other, NULL), SAT_OK);
     assert_int_equal(hub_store_stats(other, &b), SAT_OK);
     assert_int_equal(b.last_seq, 0);
     assert_int_equal(hub_store_device_get(other, DEV_A, &d), SAT_ERR_HUB_UNKNOWN_DEVICE);

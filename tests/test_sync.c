@@ -159,7 +159,7 @@ static int setup(void **state)
     if (!mkdtemp(w->dir))
         return -1;
     snprintf(path, sizeof path, "%s/hub.db", w->dir);
-    if (hub_store_sqlite_open(path, &w->hub) != SAT_OK)
+    if (hub_store_open(path, &w->hub, NULL) != SAT_OK)
         return -1;
     w->hub_clock = FIXTURE_WALL_START_MS;
     for (int i = 0; i < DEVICES; i++) {

@@ -561,6 +561,7 @@ static int hub_open(const char *hub_dir, struct hub_store **out)
 {
     char path[4096];
     char crt[4096];
+    char why[HUB_ERRMSG_BYTES];
     int ret;
     snprintf(path, sizeof path, "%s/%s", hub_dir, HUB_DB_FILE);
     snprintf(crt, sizeof crt, "%s/hub.crt", hub_dir);
@@ -571,10 +572,10 @@ static int hub_open(const char *hub_dir, struct hub_store **out)
                         "make one with 'satchelctl hub-cert --out %s'\n", hub_dir, hub_dir);
         return SAT_ERR_NOT_FOUND;
     }
-    ret = hub_store_sqlite_open(path, out);
+    ret = hub_store_open(path, out, why);
     if (ret != SAT_OK)
         fprintf(stderr, "satchelctl: cannot open the hub's database %s: %s\n", path,
-                sat_strerror(ret));
+                why[0] ? why : sat_strerror(ret));
     return ret;
 }
 

@@ -113,6 +113,7 @@ int main(int argc, char **argv)
     const char *data = NULL;
     char host[256];
     char db_path[4096];
+    char why[HUB_ERRMSG_BYTES] = "";
     char *ca = NULL;
     char *crt = NULL;
     char *key = NULL;
@@ -162,8 +163,9 @@ int main(int argc, char **argv)
         ret = load_pem(&hub, "hub.crt", &crt);
     if (ret == SAT_OK)
         ret = load_pem(&hub, "hub.key", &key);
-    if (ret == SAT_OK && (ret = hub_store_sqlite_open(db_path, &hub.store)) != SAT_OK)
-        fprintf(stderr, "satchel-hub: cannot open %s: %s\n", db_path, sat_strerror(ret));
+    if (ret == SAT_OK && (ret = hub_store_open(db_path, &hub.store, why)) != SAT_OK)
+        fprintf(stderr, "satchel-hub: cannot open %s: %s\n", db_path,
+                why[0] ? why : sat_strerror(ret));
     if (ret == SAT_OK &&
         (ret = tls_config_server(&hub.tls, &hub.hal, ca, crt, key, hub_server_admit,
                                  hub.store)) != SAT_OK)

@@ -157,7 +157,7 @@ int hub_server_admit(void *store, const char *peer_cn);
  * certificate is not a hub's); SAT_ERR_EXISTS (address in use) or another
  * code of hal_net_listen. On failure nothing is left open (hub_server_stop
  * is still safe). */
-HUB_CHECK int hub_server_init(struct hub_server *s, const struct hub_server_config *cfg);
+SAT_CHECK int hub_server_init(struct hub_server *s, const struct hub_server_config *cfg);
 
 /* The port the server listens on (useful after listen_port 0). SAT_OK, or
  * SAT_ERR_INVALID when not running, or the HAL's code. */

@@ -9,9 +9,12 @@
  * device pushes only its own changes to records in its team's caseload and
  * pulls everything in that caseload that other writers made.
  *
- * The storage sits behind a struct of function pointers, in the manner of
- * hal.h and sqlite3_vfs, so that backends can be swapped (SQLite now:
- * hub_store_sqlite_open below; PostgreSQL later). Rules every backend keeps:
+ * This is the hub's store as its sessions, tools and the simulator see it:
+ * a struct of function pointers, in the manner of hal.h and sqlite3_vfs,
+ * opened with hub_store_open below. Its rules (scope, conflicts, purge,
+ * revocation) are implemented once, in hub_policy.c, over a storage-only
+ * backend (hub_backend.h: SQLite now, PostgreSQL later). Rules every
+ * implementation keeps:
  *  1. `version` is HUB_STORE_VERSION of the header it was built against.
  *     New members are only ever appended; a caller checks `version` before
  *     using a member added after version 1.
@@ -266,11 +269,6 @@ struct hub_store {
 /* Each answers SAT_ERR_NOT_SUPPORTED when the member is NULL, and checks the
  * limits that are the same for every backend before calling it. */
 
-#if defined(__GNUC__)
-#define HUB_CHECK __attribute__((warn_unused_result))
-#else
-#define HUB_CHECK
-#endif
 
 /* NULL is ignored. */
 static inline void hub_store_close(struct hub_store *s)
@@ -284,7 +282,7 @@ static inline const char *hub_store_errmsg(const struct hub_store *s)
     return s->errmsg ? s->errmsg(s->ctx) : "";
 }
 
-static inline HUB_CHECK int hub_store_device_register(struct hub_store *s,
+static inline SAT_CHECK int hub_store_device_register(struct hub_store *s,
                                                       const uint8_t device[HUB_ID_BYTES],
                                                       const char *team)
 {
@@ -292,20 +290,20 @@ static inline HUB_CHECK int hub_store_device_register(struct hub_store *s,
                               : SAT_ERR_NOT_SUPPORTED;
 }
 
-static inline HUB_CHECK int hub_store_device_get(struct hub_store *s,
+static inline SAT_CHECK int hub_store_device_get(struct hub_store *s,
                                                  const uint8_t device[HUB_ID_BYTES],
                                                  struct hub_device *out)
 {
     return s->device_get ? s->device_get(s->ctx, device, out) : SAT_ERR_NOT_SUPPORTED;
 }
 
-static inline HUB_CHECK int hub_store_device_revoke(struct hub_store *s,
+static inline SAT_CHECK int hub_store_device_revoke(struct hub_store *s,
                                                     const uint8_t device[HUB_ID_BYTES])
 {
     return s->device_revoke ? s->device_revoke(s->ctx, device) : SAT_ERR_NOT_SUPPORTED;
 }
 
-static inline HUB_CHECK int hub_store_device_checkin(struct hub_store *s,
+static inline SAT_CHECK int hub_store_device_checkin(struct hub_store *s,
                                                      const uint8_t device[HUB_ID_BYTES],
                                                      uint64_t pull_cursor,
                                                      struct hub_device *out)
@@ -314,14 +312,14 @@ static inline HUB_CHECK int hub_store_device_checkin(struct hub_store *s,
                              : SAT_ERR_NOT_SUPPORTED;
 }
 
-static inline HUB_CHECK int hub_store_patient_team(struct hub_store *s,
+static inline SAT_CHECK int hub_store_patient_team(struct hub_store *s,
                                                    const uint8_t patient_id[HUB_ID_BYTES],
                                                    char team[HUB_TEAM_BYTES])
 {
     return s->patient_team ? s->patient_team(s->ctx, patient_id, team) : SAT_ERR_NOT_SUPPORTED;
 }
 
-static inline HUB_CHECK int hub_store_patient_assign(struct hub_store *s,
+static inline SAT_CHECK int hub_store_patient_assign(struct hub_store *s,
                                                      const uint8_t patient_id[HUB_ID_BYTES],
                                                      const char *team, const satchel_Hlc *stamp)
 {
@@ -329,7 +327,7 @@ static inline HUB_CHECK int hub_store_patient_assign(struct hub_store *s,
                              : SAT_ERR_NOT_SUPPORTED;
 }
 
-static inline HUB_CHECK int hub_store_push(struct hub_store *s,
+static inline SAT_CHECK int hub_store_push(struct hub_store *s,
                                            const uint8_t device[HUB_ID_BYTES],
                                            uint64_t first_seq,
                                            const satchel_FieldChange *changes, size_t n,
@@ -342,7 +340,7 @@ static inline HUB_CHECK int hub_store_push(struct hub_store *s,
     return s->push(s->ctx, device, first_seq, changes, n, out);
 }
 
-static inline HUB_CHECK int hub_store_pull(struct hub_store *s,
+static inline SAT_CHECK int hub_store_pull(struct hub_store *s,
                                            const uint8_t device[HUB_ID_BYTES], uint64_t cursor,
                                            satchel_FieldChange *changes, size_t max_changes,
                                            struct hub_pull_result *out)
@@ -354,7 +352,7 @@ static inline HUB_CHECK int hub_store_pull(struct hub_store *s,
     return s->pull(s->ctx, device, cursor, changes, max_changes, out);
 }
 
-static inline HUB_CHECK int hub_store_conflicts_list(struct hub_store *s, uint64_t after,
+static inline SAT_CHECK int hub_store_conflicts_list(struct hub_store *s, uint64_t after,
                                                      struct hub_conflict *out, size_t cap,
                                                      size_t *count)
 {
@@ -365,19 +363,22 @@ static inline HUB_CHECK int hub_store_conflicts_list(struct hub_store *s, uint64
     return s->conflicts_list(s->ctx, after, out, cap, count);
 }
 
-static inline HUB_CHECK int hub_store_stats(struct hub_store *s, struct hub_stats *out)
+static inline SAT_CHECK int hub_store_stats(struct hub_store *s, struct hub_stats *out)
 {
     return s->stats ? s->stats(s->ctx, out) : SAT_ERR_NOT_SUPPORTED;
 }
 
-/* ---- backends ------------------------------------------------------------- */
+/* ---- opening ----------------------------------------------------------------- */
 
-/* Opens (creating if needed) the SQLite hub store at path, a plain file on
- * the hub's disk (WAL journal, synchronous=FULL). ":memory:" is a new,
- * private store in memory that goes when it is closed (the simulator's
- * hub; its journal is in memory too). On SAT_OK *out is ready;
- * close it with hub_store_close. SAT_ERR_HUB_STORAGE (cannot open, not a
- * hub store, or a newer schema), SAT_ERR_NO_MEMORY. */
-int hub_store_sqlite_open(const char *path, struct hub_store **out);
+/* Opens (creating if needed) the hub store at uri: a file path, or
+ * "sqlite:PATH", is the SQLite backend (a plain file on the hub's disk,
+ * WAL journal, synchronous=FULL); ":memory:" is a new, private store in
+ * memory that goes when it is closed (the simulator's hub). The rules of
+ * this header are the policy's (hub_policy.c) whatever the backend
+ * (hub_backend.h). On SAT_OK *out is ready; close it with hub_store_close.
+ * SAT_ERR_HUB_STORAGE (cannot open, not a hub store, or a newer schema),
+ * SAT_ERR_NOT_SUPPORTED (a backend this build lacks), SAT_ERR_NO_MEMORY;
+ * then why (if not NULL) says in one line what failed. */
+int hub_store_open(const char *uri, struct hub_store **out, char why[HUB_ERRMSG_BYTES]);
 
 #endif
