@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "hub_store.h"
 
 #define ID16(b) { b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b }
@@ -1010,6 +1012,47 @@ static void test_state_survives_reopen(void **state)
     assert_null(other);
 }
 
+/* hub_store_open picks the backend from the address and says in one line
+ * why it could not open one. */
+static void test_open_by_address(void **state)
+{
+    struct fixture *f = *state;
+    struct hub_store *other = NULL;
+    char why[HUB_ERRMSG_BYTES];
+    char uri[160];
+    struct hub_device d;
+
+    /* "sqlite:PATH" is the same store as PATH. */
+    snprintf(uri, sizeof uri, "sqlite:%s", f->path);
+    assert_int_equal(hub_store_open(uri, &other, why), SAT_OK);
+    assert_int_equal(hub_store_device_get(other, DEV_C, &d), SAT_OK);
+    assert_string_equal(d.team, "south");
+    hub_store_close(other);
+    other = NULL;
+    /* A backend this build lacks, a directory that is not there, a newer
+     * schema: refused, with the reason. */
+    assert_int_equal(hub_store_open("postgresql://hub@localhost/satchel", &other, why),
+                     SAT_ERR_NOT_SUPPORTED);
+    assert_non_null(strstr(why, "PostgreSQL"));
+    snprintf(uri, sizeof uri, "%s/no/such/dir/hub.db", f->dir);
+    assert_int_equal(hub_store_open(uri, &other, why), SAT_ERR_HUB_STORAGE);
+    assert_true(why[0] != '\0');
+    {
+        sqlite3 *db = NULL;
+        snprintf(uri, sizeof uri, "%s/newer.db", f->dir);
+        assert_int_equal(hub_store_open(uri, &other, why), SAT_OK);
+        hub_store_close(other);
+        other = NULL;
+        assert_int_equal(sqlite3_open(uri, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(hub_store_open(uri, &other, why), SAT_ERR_HUB_STORAGE);
+        assert_non_null(strstr(why, "schema 99"));
+    }
+    assert_null(other);
+    assert_int_equal(hub_store_open(NULL, &other, why), SAT_ERR_INVALID);
+}
+
 /* Two handles on one file (the hub daemon and an admin tool) share the
  * hub sequence: neither reuses a number the other issued. */
 static void test_two_handles_share_the_sequence(void **state)
@@ -1200,6 +1243,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_share_the_sequence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_by_address, setup, teardown),
         /* The same rules hold in the simulator's in-memory hub store. */
         cmocka_unit_test_setup_teardown(test_push_creates_patient_in_pushers_team, setup_memory,
                                         teardown),
