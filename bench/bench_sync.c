@@ -10,10 +10,12 @@
  * Processes. The device runs in a child forked first thing, before any
  * set-up, so that its peak RSS (VmHWM) is the device's own: it enrols its
  * keys, opens its store, connects and syncs when the parent says so, and
- * reports its figures back through a pipe. The parent plays the hub,
- * serving one connection at a time as satchel-hub does (accept, handshake,
- * hub session), and also plays a second "source" tablet that writes the
- * caseload and pushes it to the hub over in-memory pipes, untimed.
+ * reports its figures back through a pipe. The parent plays the hub: it
+ * runs satchel-hub's own network side, the hub_server step machine
+ * (hub_server.h: accept, mutual TLS with hub_server_admit, hub session),
+ * driven as satchel-hub drives it, and also plays a second "source" tablet
+ * that writes the caseload and pushes it to the hub over in-memory pipes,
+ * untimed.
  *
  * Figures go to stdout, one per line, as `name: value unit`; progress goes
  * to stderr. A figure never changes the exit status: 0 done, 1 something
@@ -39,6 +41,7 @@
 
 #include "bench_fs.h"
 #include "hal_posix.h"
+#include "hub_server.h"
 #include "hub_session.h"
 #include "keys.h"
 #include "nhs_number.h"
@@ -915,15 +918,19 @@ struct pem {
     char key[PKI_PEM_BYTES_MAX];
 };
 
-/* What the hub measured of one served connection. */
+/* What the hub measured of one served connection: times and CPU at the
+ * steps of the hub_server whose totals (hub_server_stats) show the
+ * connection accepted, its handshake done and its session ended; the rest
+ * from the device's session summary (hub_server_device_last) and the timed
+ * store. */
 struct serve_result {
-    double handshake_ms;
-    double session_ms; /* handshake complete to the device's close */
-    double pull_ms;    /* in the hub store's pull */
-    double cpu_ms;     /* the hub process, accept to close */
+    double handshake_ms; /* accepted to handshake complete */
+    double session_ms;   /* handshake complete to the session's end */
+    double pull_ms;      /* in the hub store's pull */
+    double cpu_ms;       /* the hub process, accepted to the session's end */
     uint64_t pulls;
-    uint64_t requests;
-    int resumed;
+    uint64_t requests; /* frames the hub session handled */
+    int resumed;       /* the hub's side of the handshake resumed a session */
 };
 
 struct bench {
@@ -935,9 +942,8 @@ struct bench {
     struct hal hal; /* the hub's POSIX HAL */
     int hal_open;
     struct hub_store *hub;
-    struct hub_store timed; /* hub with its pull measured */
-    struct tls_config *tls;
-    hal_sock *listener;
+    struct hub_store timed;  /* hub with its pull and checkin measured */
+    struct hub_server *srv;  /* the hub's network side, over timed (heap: ~100 KiB) */
     uint16_t port;
     struct source src;
     int src_open;
@@ -948,8 +954,11 @@ struct bench {
 static int (*store_pull)(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t cursor,
                          satchel_FieldChange *changes, size_t max_changes,
                          struct hub_pull_result *out);
+static int (*store_checkin)(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t pull_cursor,
+                            struct hub_device *out);
 static double hub_pull_ms;
 static uint64_t hub_pulls;
+static double hub_checkin_at; /* now_ms() of the connection's first checkin; 0: none yet */
 
 static int timed_pull(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t cursor,
                       satchel_FieldChange *changes, size_t max_changes,
@@ -962,15 +971,16 @@ static int timed_pull(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t cu
     return ret;
 }
 
-/* TLS admission as satchel-hub does it: only devices the hub knows. */
-static int hub_admit(void *arg, const char *peer_cn)
+/* The hub_server step that finishes a handshake goes straight on to the
+ * session, and serves the device's Hello there if it is already in (it
+ * often is, full or resumed). The Hello's checkin, the session's first
+ * store call, marks where the handshake ended inside that step. */
+static int timed_checkin(void *ctx, const uint8_t device[HUB_ID_BYTES], uint64_t pull_cursor,
+                         struct hub_device *out)
 {
-    struct bench *b = arg;
-    struct hub_device dev;
-    struct store_id id;
-    if (store_id_from_hex(peer_cn, &id) != SAT_OK)
-        return -1;
-    return hub_store_device_get(b->hub, id.b, &dev) == SAT_OK ? 0 : -1;
+    if (hub_checkin_at == 0)
+        hub_checkin_at = now_ms();
+    return store_checkin(ctx, device, pull_cursor, out);
 }
 
 /* 1 if the device process has ended (it is then reaped). */
@@ -986,85 +996,87 @@ static int child_gone(struct bench *b)
     return 0;
 }
 
-/* Serves one device connection to its end: accept, handshake, session. */
+/* Serves one device connection to its end with the hub_server, driven as
+ * satchel-hub drives it (wait for what it asks, step it), until its totals
+ * show the session ended. */
 static int hub_serve_one(struct bench *b, struct serve_result *sr)
 {
-    hal_sock *sock = NULL;
-    struct tls_conn *tls = NULL;
-    struct hub_session *hs = NULL;
-    char cn[TLS_PEER_CN_BYTES_MAX + 1];
-    struct store_id id;
-    struct frame_io io;
+    static struct hub_server_wait w;
+    unsigned ready[HUB_SERVER_WAIT_SLOTS];
+    const struct hub_server_stats *st = hub_server_stats(b->srv);
+    const uint64_t accepted0 = st->accepted;
+    const uint64_t handshakes0 = st->handshakes_full + st->handshakes_resumed;
+    const uint64_t ended0 = st->sessions_ok + st->sessions_failed;
+    const uint64_t ok0 = st->sessions_ok;
     uint64_t deadline = hal_clock_monotonic_ms(&b->hal) + SYNC_MS_MAX;
-    double t0, t1, cpu0;
-    int ret;
+    struct hub_server_summary sum;
+    double t0 = 0, t1 = 0, t2 = 0, cpu0 = 0, cpu2 = 0;
+    int ret = SAT_ERR_INVALID;
 
     memset(sr, 0, sizeof *sr);
     hub_pull_ms = 0;
     hub_pulls = 0;
-    while ((ret = hal_net_accept(&b->hal, b->listener, &sock)) == SAT_ERR_WOULD_BLOCK) {
-        unsigned want = HAL_NET_READABLE;
-        unsigned ready = 0;
-        if (child_gone(b)) {
+    hub_checkin_at = 0;
+    while (st->sessions_ok + st->sessions_failed == ended0) {
+        uint32_t wait_ms = WAIT_MS;
+        uint64_t now;
+        if (st->accepted == accepted0 && child_gone(b)) {
             fprintf(stderr, "bench_sync: the device process ended before it connected\n");
             return SAT_ERR_CLOSED;
         }
-        if (hal_clock_monotonic_ms(&b->hal) >= deadline)
-            break;
-        (void)hal_net_wait(&b->hal, &b->listener, &want, &ready, 1, WAIT_MS);
-    }
-    if (ret != SAT_OK) {
-        fprintf(stderr, "bench_sync: hub: no connection from the device: %s\n",
-                sat_strerror(ret));
-        return ret;
-    }
-    cpu0 = cpu_ms();
-    t0 = now_ms();
-    ret = tls_conn_new(&tls, b->tls, sock, NULL);
-    while (ret == SAT_OK && (ret = tls_conn_handshake(tls)) == SAT_ERR_WOULD_BLOCK)
-        ret = tls_wait(&b->hal, sock, tls, deadline);
-    if (ret == SAT_OK && (tls_conn_peer_cn(tls, cn, sizeof cn) != SAT_OK ||
-                          store_id_from_hex(cn, &id) != SAT_OK))
-        ret = SAT_ERR_TLS_BAD_CERT;
-    if (ret != SAT_OK) {
-        fprintf(stderr, "bench_sync: hub: handshake with the device failed: %s\n",
-                sat_strerror(ret));
-        goto exit;
-    }
-    t1 = now_ms();
-    sr->handshake_ms = t1 - t0;
-    sr->resumed = tls_conn_resumed(tls);
-    hs = malloc(sizeof *hs);
-    if (!hs) {
-        ret = SAT_ERR_NO_MEMORY;
-        fprintf(stderr, "bench_sync: out of memory\n");
-        goto exit;
-    }
-    io.send = tls_io_send;
-    io.recv = tls_io_recv;
-    io.arg = tls;
-    hub_session_init(hs, &io, &b->timed, id.b, hub_clock, &b->hal);
-    while ((ret = hub_session_step(hs)) == SAT_ERR_WOULD_BLOCK) {
-        if (tls_wait(&b->hal, sock, tls, deadline) != SAT_OK) {
-            ret = SAT_ERR_TIMEOUT;
-            break;
+        hub_server_wait_set(b->srv, &w);
+        now = hal_clock_monotonic_ms(&b->hal);
+        if (now >= deadline) {
+            fprintf(stderr, "bench_sync: hub: the device's sync did not end in %u s\n",
+                    SYNC_MS_MAX / 1000u);
+            return SAT_ERR_TIMEOUT;
+        }
+        if (w.timer_ms <= now)
+            wait_ms = 0;
+        else if (w.timer_ms - now < wait_ms)
+            wait_ms = (uint32_t)(w.timer_ms - now);
+        memset(ready, 0, sizeof ready);
+        (void)hal_net_wait(&b->hal, w.socks, w.want, ready, w.n, wait_ms);
+        ret = hub_server_step(b->srv, ready, w.n);
+        if (ret != SAT_OK) {
+            fprintf(stderr, "bench_sync: hub: the server stopped: %s\n", sat_strerror(ret));
+            return ret;
+        }
+        /* A connection accepted in one step starts its handshake in the
+         * next; a handshake and a session's end are never in one step. */
+        if (t0 == 0 && st->accepted != accepted0) {
+            t0 = now_ms();
+            cpu0 = cpu_ms();
+        } else if (t1 == 0 && st->handshakes_full + st->handshakes_resumed != handshakes0) {
+            t1 = now_ms();
+            if (hub_checkin_at > 0 && hub_checkin_at < t1)
+                t1 = hub_checkin_at;
         }
     }
-    sr->session_ms = now_ms() - t1;
-    sr->cpu_ms = cpu_ms() - cpu0;
+    t2 = now_ms();
+    cpu2 = cpu_ms();
+    if (t1 == 0) {
+        fprintf(stderr, "bench_sync: hub: the TLS handshake with the device failed (the hub's "
+                        "log above says why)\n");
+        return SAT_ERR_TLS_HANDSHAKE;
+    }
+    if (hub_server_device_last(b->srv, b->dev_id, &sum) != SAT_OK) {
+        fprintf(stderr, "bench_sync: hub: no session summary for the device\n");
+        return SAT_ERR_NOT_FOUND;
+    }
+    if (st->sessions_ok == ok0 || sum.result != SAT_OK) {
+        fprintf(stderr, "bench_sync: hub: session ended: %s\n",
+                sum.msg[0] ? sum.msg : sat_strerror(sum.result));
+        return sum.result != SAT_OK ? sum.result : SAT_ERR_SYNC_PROTOCOL;
+    }
+    sr->handshake_ms = t1 - t0;
+    sr->session_ms = t2 - t1;
+    sr->cpu_ms = cpu2 - cpu0;
     sr->pull_ms = hub_pull_ms;
     sr->pulls = hub_pulls;
-    sr->requests = hs->stats.requests;
-    if (ret != SAT_OK)
-        fprintf(stderr, "bench_sync: hub: session ended: %s\n",
-                hs->errmsg[0] ? hs->errmsg : sat_strerror(ret));
-    else
-        (void)tls_conn_close_notify(tls); /* best effort, as satchel-hub */
-exit:
-    free(hs);
-    tls_conn_free(tls);
-    hal_net_close(&b->hal, sock);
-    return ret;
+    sr->requests = sum.stats.requests;
+    sr->resumed = sum.resumed;
+    return SAT_OK;
 }
 
 static int make_pki(struct bench *b)
@@ -1103,6 +1115,7 @@ static int hub_open(struct bench *b)
 {
     char dir[PATH_BYTES_MAX];
     char db[PATH_BYTES_MAX];
+    struct hub_server_config cfg;
     int ret;
     snprintf(dir, sizeof dir, "%s/hub", b->base);
     snprintf(db, sizeof db, "%s/hub/hub.db", b->base);
@@ -1123,32 +1136,46 @@ static int hub_open(struct bench *b)
     }
     b->timed = *b->hub;
     store_pull = b->hub->pull;
+    store_checkin = b->hub->device_checkin;
     b->timed.pull = timed_pull;
+    b->timed.device_checkin = timed_checkin;
     ret = hub_store_device_register(b->hub, b->dev_id, TEAM);
     if (ret != SAT_OK) {
         fprintf(stderr, "bench_sync: cannot register the device on the hub: %s\n",
                 hub_store_errmsg(b->hub));
         return ret;
     }
-    ret = tls_config_server(&b->tls, &b->hal, b->ca.crt, b->hub_pem.crt, b->hub_pem.key,
-                            hub_admit, b);
+    /* As satchel-hub: its TLS configuration from the PEMs, admission by
+     * hub_server_admit on the (timed) store. */
+    b->srv = calloc(1, sizeof *b->srv);
+    if (!b->srv) {
+        fprintf(stderr, "bench_sync: out of memory\n");
+        return SAT_ERR_NO_MEMORY;
+    }
+    memset(&cfg, 0, sizeof cfg);
+    cfg.hal = &b->hal;
+    cfg.store = &b->timed;
+    cfg.ca_pem = b->ca.crt;
+    cfg.cert_pem = b->hub_pem.crt;
+    cfg.key_pem = b->hub_pem.key;
+    cfg.listen_host = LOOPBACK;
+    cfg.listen_port = 0;
+    ret = hub_server_init(b->srv, &cfg);
     if (ret == SAT_OK)
-        ret = hal_net_listen(&b->hal, LOOPBACK, 0, &b->listener);
-    if (ret == SAT_OK)
-        ret = hal_net_local_port(&b->hal, b->listener, &b->port);
+        ret = hub_server_port(b->srv, &b->port);
     if (ret != SAT_OK)
-        fprintf(stderr, "bench_sync: cannot set up the hub's TLS listener on %s: %s\n", LOOPBACK,
+        fprintf(stderr, "bench_sync: cannot start the hub's TLS server on %s: %s\n", LOOPBACK,
                 sat_strerror(ret));
     return ret;
 }
 
 static void hub_close(struct bench *b)
 {
-    if (b->listener)
-        hal_net_close(&b->hal, b->listener);
-    b->listener = NULL;
-    tls_config_free(b->tls);
-    b->tls = NULL;
+    if (b->srv) {
+        hub_server_stop(b->srv);
+        free(b->srv);
+    }
+    b->srv = NULL;
     hub_store_close(b->hub);
     b->hub = NULL;
     if (b->hal_open)
@@ -1187,7 +1214,13 @@ static int run_sync(struct bench *b, uint32_t cmd, struct dev_report *r, struct 
         (void)device_report(b, r, what);
         return -1;
     }
-    return device_report(b, r, what);
+    if (device_report(b, r, what) != 0)
+        return -1;
+    if (sr->resumed != r->resumed)
+        fprintf(stderr, "bench_sync: warning: %s: the hub says the TLS session was %sresumed, "
+                        "the device says it was %sresumed\n",
+                what, sr->resumed ? "" : "not ", r->resumed ? "" : "not ");
+    return 0;
 }
 
 /* ---- figures ------------------------------------------------------------------ */
@@ -1232,8 +1265,11 @@ static void print_header(const struct bench *b, const struct results *res)
            "syncs: it is set-up). The device runs in its own process, forked before any\n"
            "set-up: PBKDF2 at %u iterations (set-up), its encrypted store (store.c on the\n"
            "AES-256-GCM VFS, synchronous=FULL) through sync_glue.c, the session of\n"
-           "sync_device.c over tls.c over the POSIX HAL. The hub is the parent process, as\n"
-           "satchel-hub: hub_session.c over tls.c, one connection. Both ends speak loopback\n"
+           "sync_device.c over tls.c over the POSIX HAL. The hub is the parent process,\n"
+           "running satchel-hub's hub_server.c (accept, mutual TLS admitted by\n"
+           "hub_server_admit, hub_session.c over tls.c), one connection at a time; hub_*\n"
+           "times are taken at the server's steps that accepted the connection, finished\n"
+           "its handshake and ended its session. Both ends speak loopback\n"
            "TCP and mutual TLS 1.2 (ECDHE-ECDSA P-256, AES-GCM; certificates made by pki.c\n"
            "at start). A sync is: connect, handshake, Hello, then PullRequest/PullBatch round\n"
            "trips of up to %d changes or %u KiB of them until the feed is empty,\n"
@@ -1271,6 +1307,8 @@ static void print_sync(const char *name, const struct dev_report *r, const struc
     printf("%s_tls_suite: %s\n", name, r->suite);
     printf("%s_handshake: %.1f ms\n", name, r->handshake_ms);
     printf("%s_hub_handshake: %.1f ms\n", name, h->handshake_ms);
+    printf("%s_hub_session: %.1f ms\n", name, h->session_ms);
+    printf("%s_hub_requests: %" PRIu64 " requests\n", name, h->requests);
     printf("%s_wire_bytes: %" PRIu64 " bytes\n", name, wire);
     printf("%s_wire_bytes_sent: %" PRIu64 " bytes\n", name, r->wire_sent);
     printf("%s_wire_bytes_received: %" PRIu64 " bytes\n", name, r->wire_recv);
