@@ -92,7 +92,7 @@ struct sync_device {
     struct frame_io io;
     struct sync_replica replica;
     uint8_t device_id[SYNC_DEVICE_ID_BYTES];
-    char firmware_version[32];
+    char firmware_version[sizeof(((satchel_Hello *)0)->firmware_version)]; /* .options */
     uint64_t acked;        /* last own sequence the hub holds */
     uint64_t cursor;       /* last hub sequence applied */
     uint64_t batch_last;   /* last sequence in the push batch in flight */

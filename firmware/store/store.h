@@ -290,4 +290,22 @@ void store_id_to_hex(const struct store_id *id, char out[STORE_ID_HEX_BYTES]);
 /* Parses exactly 32 hex digits. SAT_ERR_STORE_INVALID otherwise. */
 int store_id_from_hex(const char *hex, struct store_id *out);
 
+/* A record's text fields hold what satchel.proto's message holds (its
+ * .options max_size, the NUL included): no more, or a pulled value would
+ * not fit, and no less, or a tablet could write what the hub cannot send. */
+#define STORE_SAME_SIZE(type, field, msg)                                                  \
+    _Static_assert(sizeof(((type *)0)->field) == sizeof(((msg *)0)->field),               \
+                   #type "." #field " must match " #msg "." #field)
+STORE_SAME_SIZE(struct store_patient, nhs_number, satchel_Patient);
+STORE_SAME_SIZE(struct store_patient, given_name, satchel_Patient);
+STORE_SAME_SIZE(struct store_patient, family_name, satchel_Patient);
+STORE_SAME_SIZE(struct store_patient, date_of_birth, satchel_Patient);
+STORE_SAME_SIZE(struct store_patient, address, satchel_Patient);
+STORE_SAME_SIZE(struct store_patient, postcode, satchel_Patient);
+STORE_SAME_SIZE(struct store_patient, team, satchel_Patient);
+STORE_SAME_SIZE(struct store_visit, reason, satchel_Visit);
+STORE_SAME_SIZE(struct store_note, text, satchel_CareNote);
+STORE_SAME_SIZE(struct store_task, title, satchel_Task);
+#undef STORE_SAME_SIZE
+
 #endif
