@@ -34,7 +34,7 @@ static const char *const phase_names[2][BENCH_PHASES_MAX] = {
     { "import", "cold_scan", NULL },
 };
 
-/* The store's settings (firmware/store/store.c), in its order: db_open sets
+/* The store's settings (firmware/store/store_schema.c), in its order: db_open sets
  * locking_mode=EXCLUSIVE before anything reads the database, then these
  * (page_size before the first page is written: journal_mode=WAL writes it),
  * cache_size (per phase), journal_mode=WAL and the WAL's autocheckpoint,

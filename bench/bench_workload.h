@@ -7,7 +7,7 @@
  * exports SQLite's symbols); see bench_sqlite.h.
  *
  * Both workloads use the store's patient and observation tables (as in
- * firmware/store/store.c) and the store's settings: page_size=4096 (set
+ * firmware/store/store_schema.c) and the store's settings: page_size=4096 (set
  * before the tables are made), journal_mode=WAL with locking_mode=EXCLUSIVE,
  * synchronous=FULL,
  * temp_store=MEMORY, mmap_size=0.
