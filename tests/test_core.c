@@ -14,6 +14,7 @@
 #include "sat_drbg.h"
 #include "sat_hex.h"
 #include "sat_hostport.h"
+#include "sat_sql.h"
 
 static void test_hex_round_trip_and_refusals(void **state)
 {
@@ -162,6 +163,56 @@ static void test_drbg_is_ctr_drbg_over_its_source(void **state)
     sat_drbg_free(&d);
 }
 
+static void test_sql_plumbing(void **state)
+{
+    static const char *const texts[] = { "CREATE TABLE t(x INTEGER PRIMARY KEY)",
+                                         "INSERT INTO t(x) VALUES (?1)",
+                                         "SELECT x FROM t WHERE x = ?1", "NOT SQL" };
+    static const struct sat_sql_errors errors = { SAT_ERR_HUB_STORAGE, SAT_ERR_STORE_CORRUPT,
+                                                  "damaged", "full" };
+    sqlite3_stmt *kept[4] = { NULL, NULL, NULL, NULL };
+    char errmsg[64] = "";
+    struct sat_sql q = { NULL, texts, kept, 4, &errors, errmsg, sizeof errmsg };
+    sqlite3_stmt *st;
+    (void)state;
+    assert_int_equal(sqlite3_open(":memory:", &q.db), SQLITE_OK);
+    assert_int_equal(sat_sql_run(&q, sat_sql_stmt(&q, 0), "create"), SAT_OK);
+    st = sat_sql_stmt(&q, 1);
+    sqlite3_bind_int(st, 1, 7);
+    assert_int_equal(sat_sql_run(&q, st, "insert"), SAT_OK);
+    /* Prepared once, reset and unbound each time it is handed out. */
+    assert_ptr_equal(sat_sql_stmt(&q, 1), st);
+    st = sat_sql_stmt(&q, 2);
+    sqlite3_bind_int(st, 1, 7);
+    assert_int_equal(sat_sql_row(&q, st, "find"), SAT_OK);
+    assert_int_equal(sqlite3_column_int(st, 0), 7);
+    sqlite3_bind_int(st = sat_sql_stmt(&q, 2), 1, 8);
+    assert_int_equal(sat_sql_row(&q, st, "find"), SAT_ERR_NOT_FOUND);
+    /* A constraint, then SQL that does not prepare: the storage code and
+     * "<what>: <reason>". */
+    st = sat_sql_stmt(&q, 1);
+    sqlite3_bind_int(st, 1, 7);
+    assert_int_equal(sat_sql_run(&q, st, "insert again"), SAT_ERR_HUB_STORAGE);
+    assert_non_null(strstr(errmsg, "insert again: UNIQUE constraint failed"));
+    assert_int_equal(sat_sql_run(&q, sat_sql_stmt(&q, 3), "bad"), SAT_ERR_HUB_STORAGE);
+    assert_int_equal(strncmp(errmsg, "bad: ", 5), 0);
+    assert_null(sat_sql_stmt(&q, 4));
+    assert_int_equal(sat_sql_fail(&q, SQLITE_CORRUPT, "read"), SAT_ERR_STORE_CORRUPT);
+    assert_string_equal(errmsg, "read: damaged");
+    assert_int_equal(sat_sql_fail(&q, SQLITE_FULL, "write"), SAT_ERR_NO_SPACE);
+    assert_string_equal(errmsg, "write: full");
+    /* A rollback undoes the transaction and keeps the failure's reason. */
+    assert_int_equal(sqlite3_exec(q.db, "BEGIN; INSERT INTO t(x) VALUES (9)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sat_sql_rollback(&q);
+    assert_string_equal(errmsg, "write: full");
+    sqlite3_bind_int(st = sat_sql_stmt(&q, 2), 1, 9);
+    assert_int_equal(sat_sql_row(&q, st, "find"), SAT_ERR_NOT_FOUND);
+    sat_sql_finalize(&q);
+    assert_null(kept[1]);
+    sqlite3_close(q.db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_drbg_is_ctr_drbg_over_its_source),
+        cmocka_unit_test(test_sql_plumbing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

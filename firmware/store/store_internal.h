@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "hlc.h"
+#include "sat_sql.h"
 #include "store.h"
 
 /* Field value types: the record model's (record.h). */
@@ -53,7 +54,6 @@
 enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
-    ST_ROLLBACK,
     ST_META_GET,
     ST_META_SET,
     ST_LAST_STAMP,
@@ -83,6 +83,7 @@ struct apply_stmts; /* store_merge.c */
 struct store {
     const struct hal *hal;
     sqlite3 *db;
+    struct sat_sql sql; /* over db and st (core's SQLite plumbing) */
     struct vfs_crypt *vfs;
     sqlite3_stmt *st[ST_COUNT];
     struct apply_stmts *apply; /* made on the first pull */
@@ -128,6 +129,9 @@ struct store {
 int st_fail(struct store *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int st_sql_fail(struct store *s, int rc, const char *what);
+/* Points s->sql at the store's statements and errmsg (before anything can
+ * fail); its db is set once the database is open. */
+void st_sql_setup(struct store *s);
 
 /* One of the statements of enum stmt_id, prepared on first use. */
 sqlite3_stmt *st_stmt(struct store *s, enum stmt_id id);

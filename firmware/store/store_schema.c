@@ -211,6 +211,7 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out,
     if (!s)
         return SAT_ERR_NO_MEMORY;
     s->hal = h;
+    st_sql_setup(s);
     ret = store_file_key(k, key);
     if (ret != SAT_OK)
         goto exit;
@@ -219,6 +220,7 @@ int store_open(const struct hal *h, const struct keys *k, struct store **out,
         goto exit;
     rc = sqlite3_open_v2(STORE_DB_NAME, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                          vfs_crypt_name(s->vfs));
+    s->sql.db = s->db;
     if (rc != SQLITE_OK) {
         ret = st_sql_fail(s, rc, "open its database");
         goto exit;
@@ -284,8 +286,7 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->st[i]);
+    sat_sql_finalize(&s->sql);
     for (int i = 0; i <= RECORD_KINDS; i++) {
         sqlite3_finalize(s->fs_get[i]);
         sqlite3_finalize(s->fs_put[i]);

@@ -27,7 +27,6 @@
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
     [ST_LAST_STAMP] = "SELECT hlc_wall, hlc_counter FROM change_log ORDER BY seq DESC LIMIT 1",
@@ -79,17 +78,27 @@ int st_fail(struct store *s, int code, const char *fmt, ...)
     return code;
 }
 
+static const struct sat_sql_errors store_sql_errors = {
+    SAT_ERR_STORE_SQL,
+    SAT_ERR_STORE_CORRUPT,
+    "stored data failed authentication (damaged or tampered with)",
+    "storage is full",
+};
+
+void st_sql_setup(struct store *s)
+{
+    s->sql.texts = stmt_sql;
+    s->sql.kept = s->st;
+    s->sql.count = ST_COUNT;
+    s->sql.errors = &store_sql_errors;
+    s->sql.errmsg = s->errmsg;
+    s->sql.errmsg_bytes = sizeof s->errmsg;
+}
+
 /* Maps an SQLite result to a Satchel code, with the message. */
 int st_sql_fail(struct store *s, int rc, const char *what)
 {
-    int ext = s->db ? sqlite3_extended_errcode(s->db) : rc;
-    if (ext == SQLITE_IOERR_DATA || (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
-        return st_fail(s, SAT_ERR_STORE_CORRUPT,
-                       "%s: stored data failed authentication (damaged or tampered with)", what);
-    if ((rc & 0xff) == SQLITE_FULL)
-        return st_fail(s, SAT_ERR_NO_SPACE, "%s: storage is full", what);
-    return st_fail(s, SAT_ERR_STORE_SQL, "%s: %s", what,
-                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    return sat_sql_fail(&s->sql, rc, what);
 }
 
 const char *store_errmsg(const struct store *s)
@@ -101,25 +110,13 @@ const char *store_errmsg(const struct store *s)
 
 sqlite3_stmt *st_stmt(struct store *s, enum stmt_id id)
 {
-    if (!s->st[id] && sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                         &s->st[id], NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_reset(s->st[id]);
-    sqlite3_clear_bindings(s->st[id]);
-    return s->st[id];
+    return sat_sql_stmt(&s->sql, id);
 }
 
 /* Steps a statement that returns no row. */
 int st_run(struct store *s, sqlite3_stmt *q, const char *what)
 {
-    int rc;
-    if (!q)
-        return st_sql_fail(s, sqlite3_errcode(s->db), what);
-    rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return st_sql_fail(s, rc, what);
-    return SAT_OK;
+    return sat_sql_run(&s->sql, q, what);
 }
 
 int st_begin(struct store *s)
@@ -135,8 +132,7 @@ void st_rollback(struct store *s)
     s->rid_valid = 0;
     s->fs.valid = 0;
     s->norigins = s->origins_committed;
-    if (!sqlite3_get_autocommit(s->db))
-        st_run(s, st_stmt(s, ST_ROLLBACK), "rollback");
+    sat_sql_rollback(&s->sql);
 }
 
 /* Commits; on failure rolls back. The HLC is not saved with each commit
@@ -168,12 +164,7 @@ int st_finish(struct store *s, int ret)
 
 sqlite3_stmt *st_prepare_once(struct store *s, sqlite3_stmt **slot, const char *sql)
 {
-    if (!*slot && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
-                      SQLITE_OK)
-        return NULL;
-    sqlite3_reset(*slot);
-    sqlite3_clear_bindings(*slot);
-    return *slot;
+    return sat_sql_prepare_once(&s->sql, slot, sql);
 }
 
 /* st_prepare_once for a statement on a kind's table: fmt has one %s, the

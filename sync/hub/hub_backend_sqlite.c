@@ -39,6 +39,7 @@
  * push leaves no gap and no trace.
  */
 #include "hub_backend.h"
+#include "sat_sql.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -88,7 +89,6 @@ enum stmt_id {
     ST_BEGIN,
     ST_BEGIN_READ,
     ST_COMMIT,
-    ST_ROLLBACK,
     ST_SEQ_LOAD,
     ST_SEQ_SAVE,
     ST_DEV_INSERT,
@@ -127,7 +127,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
     [ST_SEQ_LOAD] = "SELECT v FROM meta WHERE k = 'last_seq'",
     [ST_SEQ_SAVE] = "UPDATE meta SET v = ?1 WHERE k = 'last_seq'",
     [ST_DEV_INSERT] = "INSERT INTO device(id, team) VALUES (?1, ?2)",
@@ -190,6 +189,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct hub_sqlite {
     struct hub_backend base;
     sqlite3 *db;
+    struct sat_sql sql; /* over db and st */
     sqlite3_stmt *st[ST_COUNT];
     uint64_t seq_at_begin; /* the counter as begin read it */
     char errmsg[HUB_ERRMSG_BYTES];
@@ -209,18 +209,16 @@ static int fail(struct hub_sqlite *h, int code, const char *fmt, ...)
     return code;
 }
 
-/* Maps an SQLite result to a Satchel code, with the message. */
+static const struct sat_sql_errors hub_sql_errors = {
+    SAT_ERR_HUB_STORAGE,
+    SAT_ERR_HUB_STORAGE,
+    "the hub database is damaged: restore it from a backup",
+    "the hub's disk is full",
+};
+
 static int sql_fail(struct hub_sqlite *h, int rc, const char *what)
 {
-    const char *msg = h->db ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc);
-    if ((rc & 0xff) == SQLITE_FULL)
-        return fail(h, SAT_ERR_NO_SPACE, "%s: the hub's disk is full", what);
-    if ((rc & 0xff) == SQLITE_NOMEM)
-        return fail(h, SAT_ERR_NO_MEMORY, "%s: out of memory", what);
-    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
-        return fail(h, SAT_ERR_HUB_STORAGE,
-                    "%s: the hub database is damaged (%s): restore it from a backup", what, msg);
-    return fail(h, SAT_ERR_HUB_STORAGE, "%s: %s", what, msg);
+    return sat_sql_fail(&h->sql, rc, what);
 }
 
 /* ---- binding and reading -------------------------------------------------- */
@@ -249,41 +247,17 @@ static uint64_t column_u64(sqlite3_stmt *q, int col)
 
 static sqlite3_stmt *stmt(struct hub_sqlite *h, enum stmt_id id)
 {
-    if (!h->st[id] && sqlite3_prepare_v3(h->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                         &h->st[id], NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_reset(h->st[id]);
-    sqlite3_clear_bindings(h->st[id]);
-    return h->st[id];
+    return sat_sql_stmt(&h->sql, id);
 }
 
-/* Steps a statement to its end (no row wanted). */
 static int run(struct hub_sqlite *h, sqlite3_stmt *q, const char *what)
 {
-    int rc;
-    if (!q)
-        return sql_fail(h, sqlite3_errcode(h->db), what);
-    rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return sql_fail(h, rc, what);
-    return SAT_OK;
+    return sat_sql_run(&h->sql, q, what);
 }
 
-/* Steps a statement for one row: SAT_OK with the row (reset it after),
- * SAT_ERR_NOT_FOUND without one. */
 static int row(struct hub_sqlite *h, sqlite3_stmt *q, const char *what)
 {
-    int rc;
-    if (!q)
-        return sql_fail(h, sqlite3_errcode(h->db), what);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        return SAT_OK;
-    sqlite3_reset(q);
-    if (rc == SQLITE_DONE)
-        return SAT_ERR_NOT_FOUND;
-    return sql_fail(h, rc, what);
+    return sat_sql_row(&h->sql, q, what);
 }
 
 static int column_id(struct hub_sqlite *h, sqlite3_stmt *q, int col, uint8_t out[HUB_ID_BYTES])
@@ -385,19 +359,14 @@ static int sq_begin(void *ctx, uint64_t *last_seq)
         sqlite3_reset(q);
         return SAT_OK;
     }
-    (void)run(h, stmt(h, ST_ROLLBACK), "rollback");
+    sat_sql_rollback(&h->sql);
     return ret;
 }
 
 static void sq_rollback(void *ctx)
 {
     struct hub_sqlite *h = ctx;
-    if (!sqlite3_get_autocommit(h->db)) {
-        char keep[HUB_ERRMSG_BYTES];
-        memcpy(keep, h->errmsg, sizeof keep);
-        (void)run(h, stmt(h, ST_ROLLBACK), "rollback");
-        memcpy(h->errmsg, keep, sizeof keep);
-    }
+    sat_sql_rollback(&h->sql);
 }
 
 /* Saves the sequence counter if it moved, and commits; rolls back on
@@ -982,8 +951,7 @@ static void sq_close(void *ctx)
     struct hub_sqlite *h = ctx;
     if (!h)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(h->st[i]);
+    sat_sql_finalize(&h->sql);
     sqlite3_close(h->db);
     free(h);
 }
@@ -1051,6 +1019,12 @@ int hub_backend_sqlite_open(const char *path, struct hub_backend **out,
     h = calloc(1, sizeof *h);
     if (!h)
         return SAT_ERR_NO_MEMORY;
+    h->sql.texts = stmt_sql;
+    h->sql.kept = h->st;
+    h->sql.count = ST_COUNT;
+    h->sql.errors = &hub_sql_errors;
+    h->sql.errmsg = h->errmsg;
+    h->sql.errmsg_bytes = sizeof h->errmsg;
     h->base.version = HUB_BACKEND_VERSION;
     h->base.ctx = h;
     h->base.close = sq_close;
@@ -1099,6 +1073,7 @@ int hub_backend_sqlite_open(const char *path, struct hub_backend **out,
                              "memdb");
     else
         rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    h->sql.db = h->db;
     if (rc != SQLITE_OK) {
         ret = sql_fail(h, rc, path);
         goto exit;
