@@ -226,7 +226,8 @@ static int step_phase(struct device *d, uint64_t now)
             d->stats.handshakes_full++;
         /* A resumed handshake may bring a fresh ticket: save every time. A
          * session that does not save just means a full handshake next. */
-        (void)tls_conn_save_session(d->tls, &d->session);
+        if (tls_conn_save_session(d->tls, &d->session) != SAT_OK)
+            tls_session_clear(&d->session);
         io.send = io_send;
         io.recv = io_recv;
         io.arg = d->tls;

@@ -73,12 +73,6 @@
 /* device_wait.timer_ms when there is no timer. */
 #define DEVICE_TIMER_NONE UINT64_MAX
 
-#if defined(__GNUC__)
-#define DEVICE_CHECK __attribute__((warn_unused_result))
-#else
-#define DEVICE_CHECK
-#endif
-
 enum device_phase {
     DEVICE_IDLE = 0,   /* nothing to do until device_request_sync */
     DEVICE_CONNECTING, /* TCP connection to the hub in progress */
@@ -179,7 +173,7 @@ struct device {
  * certificate is not a device's: tls.h); SAT_ERR_NO_MEMORY;
  * SAT_ERR_TLS_CRYPTO; or the HAL's entropy error. On failure nothing needs
  * freeing (device_free is still safe). */
-DEVICE_CHECK int device_init(struct device *d, const struct device_config *cfg);
+SAT_CHECK int device_init(struct device *d, const struct device_config *cfg);
 
 /* Closes any connection at once (no close_notify), wipes the saved TLS
  * session and frees the TLS configuration. d may then be initialised again.
@@ -191,7 +185,7 @@ void device_free(struct device *d);
  * scheduled (BACKOFF). Returns SAT_OK (a sync will run or is running) or
  * SAT_ERR_SYNC_REVOKED (terminal: the device was wiped); SAT_ERR_INVALID (d
  * was never initialised). */
-int device_request_sync(struct device *d);
+SAT_CHECK int device_request_sync(struct device *d);
 
 /* Advances the driver by a bounded amount of work (at most
  * DEVICE_STEP_TRANSITIONS_MAX phase changes; socket calls never wait) and

@@ -229,9 +229,13 @@ static int unlock(struct app *a)
     if (ret != SAT_OK) {
         if (ret == SAT_ERR_KEYS_WRONG_PIN) {
             uint64_t n = 0;
-            keys_failures(&a->hal, &n);
-            fprintf(stderr, "satchel: wrong PIN (%llu wrong in a row; the keys are erased at %d)\n",
-                    (unsigned long long)n, KEYS_MAX_ATTEMPTS);
+            if (keys_failures(&a->hal, &n) == SAT_OK)
+                fprintf(stderr,
+                        "satchel: wrong PIN (%llu wrong in a row; the keys are erased at %d)\n",
+                        (unsigned long long)n, KEYS_MAX_ATTEMPTS);
+            else
+                fprintf(stderr, "satchel: wrong PIN (the keys are erased after %d in a row)\n",
+                        KEYS_MAX_ATTEMPTS);
             return EXIT_PIN;
         }
         return report_pin_error(ret, retry_ms);
@@ -1375,7 +1379,11 @@ static int cmd_sync(struct app *a, int argc, char **argv)
     if (rc != EXIT_OK)
         goto exit;
 
-    (void)device_request_sync(dev);
+    if (device_request_sync(dev) != SAT_OK) {
+        fprintf(stderr, "satchel: this tablet was revoked and wiped\n");
+        rc = EXIT_REVOKED;
+        goto exit;
+    }
     for (;;) {
         struct device_wait w;
         device_step(dev, &w);

@@ -7,15 +7,17 @@
 
 #include <stddef.h>
 
+#include "sat_err.h"
+
 #define PIN_BUF_BYTES 64
 
 /* Reads the first line of path (without its line ending) into pin.
  * Returns 0, or -1 with a one-line reason in why. */
-int pin_from_file(const char *path, char pin[PIN_BUF_BYTES], char *why, size_t why_len);
+SAT_CHECK int pin_from_file(const char *path, char pin[PIN_BUF_BYTES], char *why, size_t why_len);
 
 /* Asks on the controlling terminal with echo off. Returns 0, or -1 with a
  * one-line reason in why (no terminal, end of input). */
-int pin_from_tty(const char *prompt, char pin[PIN_BUF_BYTES], char *why, size_t why_len);
+SAT_CHECK int pin_from_tty(const char *prompt, char pin[PIN_BUF_BYTES], char *why, size_t why_len);
 
 /* Wipes a PIN buffer in a way the compiler may not remove. */
 void pin_wipe(char pin[PIN_BUF_BYTES]);

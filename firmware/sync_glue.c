@@ -174,20 +174,28 @@ static void glue_apply_abort(void *arg)
 /* Overwrites a file with zeros before deleting it: it is only ciphertext,
  * but nothing of it should outlive a revocation on a file system that keeps
  * deleted blocks. */
-static void shred(const struct hal *h, const char *name)
+static int shred(const struct hal *h, const char *name)
 {
     static const uint8_t zeros[4096];
     hal_file *f = NULL;
     uint64_t size = 0;
-    if (hal_storage_open(h, name, 0, &f) != SAT_OK)
-        return;
-    if (hal_storage_size(h, f, &size) == SAT_OK)
-        for (uint64_t off = 0; off < size; off += sizeof zeros)
-            hal_storage_write(h, f, off, zeros,
-                              size - off < sizeof zeros ? (size_t)(size - off) : sizeof zeros);
-    hal_storage_sync(h, f);
+    int ret = hal_storage_open(h, name, 0, &f);
+    if (ret == SAT_ERR_NOT_FOUND)
+        return SAT_OK;
+    if (ret != SAT_OK)
+        return ret;
+    ret = hal_storage_size(h, f, &size);
+    for (uint64_t off = 0; ret == SAT_OK && off < size; off += sizeof zeros)
+        ret = hal_storage_write(h, f, off, zeros,
+                                size - off < sizeof zeros ? (size_t)(size - off) : sizeof zeros);
+    if (ret == SAT_OK)
+        ret = hal_storage_sync(h, f);
     hal_storage_close(h, f);
-    hal_storage_delete(h, name);
+    /* Deleted even when it could not be overwritten: the keys are gone. */
+    {
+        int del = hal_storage_delete(h, name);
+        return ret != SAT_OK ? ret : del;
+    }
 }
 
 int sync_glue_wipe(struct sync_glue *g)
@@ -195,12 +203,19 @@ int sync_glue_wipe(struct sync_glue *g)
     store_close(*g->store);
     *g->store = NULL;
     /* The keys first: once they are gone the files are unreadable anyway. */
+    static const char *const files[] = { STORE_DB_NAME, STORE_DB_NAME "-journal",
+                                         STORE_DB_NAME "-wal",
+                                         /* without its key the tablet cannot
+                                          * even prove who it is any more */
+                                         "device.key" };
     int ret = keys_wipe(g->keys);
-    shred(g->hal, STORE_DB_NAME);
-    shred(g->hal, STORE_DB_NAME "-journal");
-    shred(g->hal, STORE_DB_NAME "-wal");
-    /* Without its key the tablet cannot even prove who it is any more. */
-    shred(g->hal, "device.key");
+    /* Every file is shredded whatever happened to the one before; the
+     * first failure is what the caller hears of. */
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        int r = shred(g->hal, files[i]);
+        if (ret == SAT_OK)
+            ret = r;
+    }
     return ret;
 }
 

@@ -20,6 +20,6 @@ void sync_glue_replica(struct sync_glue *g, struct sync_replica *r);
 
 /* Destroys the device's records and keys: the store is closed, its files
  * overwritten and deleted, the key file and device secret wiped. */
-int sync_glue_wipe(struct sync_glue *g);
+SAT_CHECK int sync_glue_wipe(struct sync_glue *g);
 
 #endif

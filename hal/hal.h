@@ -174,50 +174,50 @@ struct hal {
 
 uint64_t hal_clock_monotonic_ms(const struct hal *h);
 int64_t hal_clock_wall_ms(const struct hal *h);
-int hal_entropy_fill(const struct hal *h, uint8_t *buf, size_t len);
+SAT_CHECK int hal_entropy_fill(const struct hal *h, uint8_t *buf, size_t len);
 /* hal_entropy_fill in the form of core's sat_entropy_fn (sat_drbg.h), with
  * the struct hal as its context: the source of every DRBG of Satchel. */
 int hal_entropy_source(void *hal, uint8_t *buf, size_t len);
 
-int hal_storage_open(const struct hal *h, const char *name, unsigned flags, hal_file **out);
-int hal_storage_read(const struct hal *h, hal_file *f, uint64_t off, void *buf, size_t len,
+SAT_CHECK int hal_storage_open(const struct hal *h, const char *name, unsigned flags, hal_file **out);
+SAT_CHECK int hal_storage_read(const struct hal *h, hal_file *f, uint64_t off, void *buf, size_t len,
                      size_t *got);
 /* Reads exactly len bytes or fails with SAT_ERR_IO (short file). */
-int hal_storage_read_full(const struct hal *h, hal_file *f, uint64_t off, void *buf, size_t len);
-int hal_storage_write(const struct hal *h, hal_file *f, uint64_t off, const void *buf,
+SAT_CHECK int hal_storage_read_full(const struct hal *h, hal_file *f, uint64_t off, void *buf, size_t len);
+SAT_CHECK int hal_storage_write(const struct hal *h, hal_file *f, uint64_t off, const void *buf,
                       size_t len);
-int hal_storage_sync(const struct hal *h, hal_file *f);
-int hal_storage_truncate(const struct hal *h, hal_file *f, uint64_t size);
-int hal_storage_size(const struct hal *h, hal_file *f, uint64_t *size);
+SAT_CHECK int hal_storage_sync(const struct hal *h, hal_file *f);
+SAT_CHECK int hal_storage_truncate(const struct hal *h, hal_file *f, uint64_t size);
+SAT_CHECK int hal_storage_size(const struct hal *h, hal_file *f, uint64_t *size);
 int hal_storage_close(const struct hal *h, hal_file *f);
-int hal_storage_delete(const struct hal *h, const char *name);
-int hal_storage_list(const struct hal *h, hal_list_fn fn, void *arg);
+SAT_CHECK int hal_storage_delete(const struct hal *h, const char *name);
+SAT_CHECK int hal_storage_list(const struct hal *h, hal_list_fn fn, void *arg);
 /* 1 if name is a valid storage file name (see limits above), else 0. */
 int hal_storage_name_valid(const char *name);
 
-int hal_keystore_device_secret(const struct hal *h, uint8_t out[HAL_DEVICE_SECRET_BYTES]);
-int hal_keystore_wipe(const struct hal *h);
-int hal_keystore_counter_read(const struct hal *h, unsigned slot, uint64_t *value);
-int hal_keystore_counter_advance(const struct hal *h, unsigned slot, uint64_t value);
+SAT_CHECK int hal_keystore_device_secret(const struct hal *h, uint8_t out[HAL_DEVICE_SECRET_BYTES]);
+SAT_CHECK int hal_keystore_wipe(const struct hal *h);
+SAT_CHECK int hal_keystore_counter_read(const struct hal *h, unsigned slot, uint64_t *value);
+SAT_CHECK int hal_keystore_counter_advance(const struct hal *h, unsigned slot, uint64_t value);
 
-int hal_net_connect(const struct hal *h, const char *host, uint16_t port, hal_sock **out);
-int hal_net_connect_status(const struct hal *h, hal_sock *s);
-int hal_net_listen(const struct hal *h, const char *host, uint16_t port, hal_sock **out);
-int hal_net_accept(const struct hal *h, hal_sock *listener, hal_sock **out);
-int hal_net_local_port(const struct hal *h, hal_sock *s, uint16_t *port);
-int hal_net_send(const struct hal *h, hal_sock *s, const void *buf, size_t len, size_t *sent);
-int hal_net_recv(const struct hal *h, hal_sock *s, void *buf, size_t len, size_t *got);
+SAT_CHECK int hal_net_connect(const struct hal *h, const char *host, uint16_t port, hal_sock **out);
+SAT_CHECK int hal_net_connect_status(const struct hal *h, hal_sock *s);
+SAT_CHECK int hal_net_listen(const struct hal *h, const char *host, uint16_t port, hal_sock **out);
+SAT_CHECK int hal_net_accept(const struct hal *h, hal_sock *listener, hal_sock **out);
+SAT_CHECK int hal_net_local_port(const struct hal *h, hal_sock *s, uint16_t *port);
+SAT_CHECK int hal_net_send(const struct hal *h, hal_sock *s, const void *buf, size_t len, size_t *sent);
+SAT_CHECK int hal_net_recv(const struct hal *h, hal_sock *s, void *buf, size_t len, size_t *got);
 int hal_net_close(const struct hal *h, hal_sock *s);
 int hal_net_wait(const struct hal *h, hal_sock *const *socks, const unsigned *want,
                  unsigned *ready, size_t n, uint32_t timeout_ms);
 int hal_net_link_up(const struct hal *h);
 
-int hal_power_battery_pct(const struct hal *h, int *pct);
+SAT_CHECK int hal_power_battery_pct(const struct hal *h, int *pct);
 
-int hal_boot_active_slot(const struct hal *h, int *slot);
-int hal_boot_set_trial(const struct hal *h, int slot);
-int hal_boot_confirm(const struct hal *h);
-int hal_boot_reboot(const struct hal *h);
+SAT_CHECK int hal_boot_active_slot(const struct hal *h, int *slot);
+SAT_CHECK int hal_boot_set_trial(const struct hal *h, int slot);
+SAT_CHECK int hal_boot_confirm(const struct hal *h);
+SAT_CHECK int hal_boot_reboot(const struct hal *h);
 
 /* printf-style; the line is cut at 512 bytes. */
 void hal_log(const struct hal *h, enum hal_log_level level, const char *fmt, ...)

@@ -18,7 +18,7 @@
 
 /* Fills *h with the POSIX HAL rooted at data_dir. Returns SAT_OK, or
  * SAT_ERR_IO / SAT_ERR_NO_MEMORY with nothing to free. */
-int hal_posix_open(struct hal *h, const char *data_dir);
+SAT_CHECK int hal_posix_open(struct hal *h, const char *data_dir);
 
 /* Releases what hal_posix_open took. Safe on a zeroed struct. */
 void hal_posix_close(struct hal *h);

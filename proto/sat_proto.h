@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sat_err.h"
 #include "satchel.pb.h"
 
 #define PROTO_VERSION 1
@@ -84,27 +85,27 @@ size_t proto_change_batch_bytes(const satchel_FieldChange *change);
 /* Encodes msg (of type `fields`) into buf[0..cap). *len is the encoded size.
  * SAT_ERR_PROTO_ENCODE if it does not fit, a string is not NUL-terminated
  * within its bound, or a batch holds too many changes. */
-int proto_encode(const pb_msgdesc_t *fields, const void *msg, uint8_t *buf, size_t cap,
+SAT_CHECK int proto_encode(const pb_msgdesc_t *fields, const void *msg, uint8_t *buf, size_t cap,
                  size_t *len);
 
 /* Decodes buf[0..len) into msg (of type `fields`, msg_size bytes). Callbacks
  * bound in msg are kept. On SAT_ERR_PROTO_DECODE (malformed or over-long
  * input) every non-callback field of msg is zeroed. */
-int proto_decode(const pb_msgdesc_t *fields, void *msg, size_t msg_size, const uint8_t *buf,
+SAT_CHECK int proto_decode(const pb_msgdesc_t *fields, void *msg, size_t msg_size, const uint8_t *buf,
                  size_t len);
 
 /* Writes the 4-byte length header and the encoded frame into buf.
  * *len is the total, header included. */
-int proto_frame_encode(const satchel_Frame *frame, uint8_t *buf, size_t cap, size_t *len);
+SAT_CHECK int proto_frame_encode(const satchel_Frame *frame, uint8_t *buf, size_t cap, size_t *len);
 
 /* Reads a frame header: *payload_len is the length that follows.
  * SAT_ERR_PROTO_FRAME_SIZE if it exceeds PROTO_FRAME_BYTES_MAX. */
-int proto_frame_header(const uint8_t header[PROTO_FRAME_HEADER_BYTES], size_t *payload_len);
+SAT_CHECK int proto_frame_header(const uint8_t header[PROTO_FRAME_HEADER_BYTES], size_t *payload_len);
 
 /* Decodes a whole frame (header + payload) from buf[0..len); len must be
  * exactly header + payload. To stream batch changes, set frame->cb_msg with
  * proto_bind_frame_changes first. */
-int proto_frame_decode(satchel_Frame *frame, const uint8_t *buf, size_t len);
+SAT_CHECK int proto_frame_decode(satchel_Frame *frame, const uint8_t *buf, size_t len);
 
 /* Arranges for the changes of a PushBatch or PullBatch inside a Frame being
  * decoded to go to sink (nanopb calls this when it meets the oneof). */

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sat_err.h"
+
 #define SCENARIO_NAME_BYTES 64
 #define SCENARIO_TEAMS_MAX 128
 #define SCENARIO_NURSES_PER_TEAM 8 /* --devices N makes N / 8 teams */
@@ -152,16 +154,16 @@ void scenario_defaults(struct scenario_params *p);
  * event may name its "day" of the run (1 = the first, the default).
  * Returns 0, or -1 with a one-line reason in why. Events are appended to
  * *extra (at most SCENARIO_EVENTS_MAX). */
-int scenario_load(const char *path, struct scenario_params *p, struct event *extra,
+SAT_CHECK int scenario_load(const char *path, struct scenario_params *p, struct event *extra,
                   size_t *nextra, char *why, size_t why_len);
 
 /* Draws the first day from p and seed. Returns 0, or -1 with why. */
-int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t seed,
+SAT_CHECK int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t seed,
                    const struct event *extra, size_t nextra, char *why, size_t why_len);
 
 /* Draws the next day (s->day + 1, which must be below p.days). Returns 0,
  * or -1 with why. */
-int scenario_next_day(struct scenario *s, char *why, size_t why_len);
+SAT_CHECK int scenario_next_day(struct scenario *s, char *why, size_t why_len);
 
 /* A patient moves to another team: from the next day drawn on, a nurse of
  * that team (the one with the fewest patients) visits them. */

@@ -99,7 +99,10 @@ static int knows(struct world *w, struct tablet *t, uint32_t pi)
 static void request_sync(struct tablet *t)
 {
     if (t->drv_ready && !t->wiped && t->link != LINK_NONE) {
-        device_request_sync(&t->drv);
+        /* SAT_ERR_SYNC_REVOKED: the driver wiped the tablet; it is still
+         * stepped (poked), and the run notices the wipe there. */
+        int ret = device_request_sync(&t->drv);
+        (void)ret;
         t->poke = 1;
     }
 }
@@ -300,7 +303,8 @@ static void apply_links(struct world *w)
         l.reset_per_mille = q == LINK_PATCHY ? 2 : 0;
         if (q != t->link || w->now == w->start) {
             t->link = q;
-            sim_net_set_link(w->net, t->addr, &l);
+            if (sim_net_set_link(w->net, t->addr, &l) != SAT_OK)
+                world_fatal("a tablet's link", SAT_ERR_INVALID);
         }
     }
 }
@@ -345,7 +349,8 @@ static uint64_t pump(struct world *w)
         struct hub_server_wait hw;
         int busy = 0;
         hub_server_wait_set(&w->hub, &hw);
-        hub_server_step(&w->hub, NULL, 0);
+        if (hub_server_step(&w->hub, NULL, 0) != SAT_OK)
+            world_fatal("the hub stopped", SAT_ERR_INVALID);
         next = UINT64_MAX;
         if (hw.timer_ms != HUB_SERVER_TIMER_NONE)
             next = hw.timer_ms - w->now;

@@ -55,7 +55,7 @@ struct sim_hal;
 
 /* Creates a simulated device: no files, power on, no cut armed, monotonic
  * clock at 0, wall clock at wall_start_ms. SAT_ERR_NO_MEMORY on failure. */
-int sim_hal_new(struct sim_hal **out, uint64_t seed, int64_t wall_start_ms);
+SAT_CHECK int sim_hal_new(struct sim_hal **out, uint64_t seed, int64_t wall_start_ms);
 /* Frees the device, including handles still open (dead or alive). NULL is
  * ignored. */
 void sim_hal_free(struct sim_hal *s);
@@ -92,7 +92,7 @@ void sim_hal_set_wall_ms(struct sim_hal *s, int64_t wall_ms);
  * virtual time the wall clock reads wall_start - 3600000 + 10000 + 0 (the
  * drift term is floor(10000 * 50 / 1e6) = 0), after 1000 s it reads
  * wall_start - 3600000 + 1000000 + 50. */
-int sim_hal_set_clock_skew(struct sim_hal *s, int64_t offset_ms, int32_t drift_ppm);
+SAT_CHECK int sim_hal_set_clock_skew(struct sim_hal *s, int64_t offset_ms, int32_t drift_ppm);
 
 /* Battery: pct is clamped to 0..100, and any negative value means "no
  * battery" (mains powered), which is also the default. power_battery_pct
@@ -148,7 +148,7 @@ void sim_hal_power_on(struct sim_hal *s);
  * happened); otherwise a cut replays from the durable bytes and the change
  * is lost. It cannot change the length. SAT_ERR_NOT_FOUND if there is no
  * such file. */
-int sim_hal_file_bytes(struct sim_hal *s, const char *name, uint8_t **bytes, size_t *len);
+SAT_CHECK int sim_hal_file_bytes(struct sim_hal *s, const char *name, uint8_t **bytes, size_t *len);
 
 /* ---- virtual network -----------------------------------------------------
  *
@@ -289,7 +289,7 @@ struct sim_net_stats {
 
 /* Creates an empty network at virtual time 0. SAT_ERR_INVALID if out is
  * NULL, SAT_ERR_NO_MEMORY. */
-int sim_net_new(struct sim_net **out, uint64_t seed);
+SAT_CHECK int sim_net_new(struct sim_net **out, uint64_t seed);
 /* Detaches every device still attached (their connections are released and
  * their net calls answer SAT_ERR_NOT_SUPPORTED from then on; their sockets
  * stay valid until net_close or sim_hal_free) and frees the network. NULL
@@ -301,7 +301,7 @@ void sim_net_free(struct sim_net *n);
  * characters, or a loopback/any name) or h already attached; SAT_ERR_EXISTS:
  * addr in use by another attached device; SAT_ERR_NO_MEMORY: beyond
  * SIM_NET_NODES_MAX nodes or out of memory. sim_hal_free detaches. */
-int sim_net_attach(struct sim_net *n, struct sim_hal *h, const char *addr);
+SAT_CHECK int sim_net_attach(struct sim_net *n, struct sim_hal *h, const char *addr);
 
 /* Moves the network's virtual time forward to now_ms; an earlier time is
  * ignored (time never goes back). */
@@ -317,12 +317,12 @@ uint64_t sim_net_next_event_ms(const struct sim_net *n);
  * before). SAT_ERR_NOT_FOUND: no such node; SAT_ERR_INVALID: l NULL or
  * reset_per_mille > SIM_NET_RESET_PER_MILLE_MAX. New values apply to chunks
  * and connects from now on; going down resets as described above. */
-int sim_net_set_link(struct sim_net *n, const char *addr, const struct sim_link *l);
+SAT_CHECK int sim_net_set_link(struct sim_net *n, const char *addr, const struct sim_link *l);
 
 /* Counters of the node with address addr, or the sum over all nodes when
  * addr is NULL. SAT_ERR_NOT_FOUND: no such node. */
-int sim_net_stats(const struct sim_net *n, const char *addr, struct sim_net_stats *out);
+SAT_CHECK int sim_net_stats(const struct sim_net *n, const char *addr, struct sim_net_stats *out);
 /* The counters of h's node; SAT_ERR_NOT_SUPPORTED if h is not attached. */
-int sim_hal_net_stats(const struct sim_hal *h, struct sim_net_stats *out);
+SAT_CHECK int sim_hal_net_stats(const struct sim_hal *h, struct sim_net_stats *out);
 
 #endif

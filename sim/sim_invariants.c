@@ -211,8 +211,10 @@ static void check_conflicts(struct world *w)
         struct tablet *t = &w->tab[i];
         if (!t->store)
             continue;
-        store_changes(t->store, 0, 0, collect_change, &cs);
-        store_conflicts(t->store, collect_conflict, &keys);
+        /* A check that cannot read a store proves nothing: stop. */
+        if (store_changes(t->store, 0, 0, collect_change, &cs) != SAT_OK ||
+            store_conflicts(t->store, collect_conflict, &keys) != SAT_OK)
+            world_fatal(store_errmsg(t->store), SAT_ERR_STORE_SQL);
     }
     {
         struct hub_conflict hc[HUB_CONFLICTS_LIST_MAX];
@@ -359,7 +361,8 @@ void invariants_check(struct world *w, int full)
             c.t = &w->tab[i];
             if (c.t->lost || !c.t->store)
                 continue;
-            store_patient_list(c.t->store, check_scope, &c);
+            if (store_patient_list(c.t->store, check_scope, &c) != SAT_OK)
+                world_fatal(store_errmsg(c.t->store), SAT_ERR_STORE_SQL);
         }
         if (w->scope_bad > 0)
             inv(w, "no tablet holds a patient outside its team's caseload after its next sync",

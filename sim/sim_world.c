@@ -215,7 +215,8 @@ void world_setup(struct world *w)
         world_fatal("hub address", SAT_ERR_INVALID);
     {
         struct sim_link good = { 1, 5, 0, 0, 0 };
-        sim_net_set_link(w->net, "hub", &good);
+        if (sim_net_set_link(w->net, "hub", &good) != SAT_OK)
+            world_fatal("hub link", SAT_ERR_INVALID);
     }
     pki = fleet_pki(p->nurses);
     w->ca_crt = pki->ca_crt;
@@ -260,7 +261,8 @@ void world_setup(struct world *w)
                         SIM_DAY_EPOCH_MS + (int64_t)p->day_start_ms) != SAT_OK)
             world_fatal("tablet", SAT_ERR_NO_MEMORY);
         t->hal = sim_hal_hal(t->sim);
-        sim_hal_set_clock_skew(t->sim, w->sc.skew_ms[i], w->sc.drift_ppm[i]);
+        if (sim_hal_set_clock_skew(t->sim, w->sc.skew_ms[i], w->sc.drift_ppm[i]) != SAT_OK)
+            world_fatal("tablet clock", SAT_ERR_INVALID);
         sim_hal_set_battery(t->sim, 100);
         if (sim_net_attach(w->net, t->sim, t->addr) != SAT_OK)
             world_fatal("tablet address", SAT_ERR_INVALID);

@@ -45,7 +45,7 @@ void frame_reader_init(struct frame_reader *r);
  * included, valid until the next call) hold it and the reader is reset for
  * the next one. SAT_ERR_WOULD_BLOCK: call again when readable.
  * SAT_ERR_PROTO_FRAME_SIZE: the peer announced an oversize frame. */
-int frame_read(struct frame_reader *r, const struct frame_io *io, const uint8_t **frame,
+SAT_CHECK int frame_read(struct frame_reader *r, const struct frame_io *io, const uint8_t **frame,
                size_t *len);
 
 void frame_writer_init(struct frame_writer *w);
@@ -54,10 +54,10 @@ void frame_writer_init(struct frame_writer *w);
 int frame_writer_busy(const struct frame_writer *w);
 
 /* Encodes f into the writer (which must not be busy: SAT_ERR_INVALID). */
-int frame_writer_put(struct frame_writer *w, const satchel_Frame *f);
+SAT_CHECK int frame_writer_put(struct frame_writer *w, const satchel_Frame *f);
 
 /* Sends what is left of the frame. SAT_OK when all of it is out (or there
  * was none), SAT_ERR_WOULD_BLOCK when the stream is full. */
-int frame_writer_flush(struct frame_writer *w, const struct frame_io *io);
+SAT_CHECK int frame_writer_flush(struct frame_writer *w, const struct frame_io *io);
 
 #endif

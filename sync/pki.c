@@ -413,7 +413,7 @@ int pki_file_write_new(const struct hal *h, const char *name, const char *text)
     if (ret == SAT_OK)
         ret = hal_storage_sync(h, f);
     hal_storage_close(h, f);
-    if (ret != SAT_OK)
-        hal_storage_delete(h, name);
+    if (ret != SAT_OK && hal_storage_delete(h, name) != SAT_OK)
+        hal_log(h, HAL_LOG_WARN, "pki: %s is left half-written: remove it", name);
     return ret;
 }

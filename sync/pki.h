@@ -56,7 +56,7 @@ int pki_cn_valid(const char *cn);
  * Returns SAT_OK; SAT_ERR_INVALID if cap is too small
  * (PKI_PEM_BYTES_MAX always suffices); SAT_ERR_TLS_CRYPTO; or the HAL's
  * entropy error. */
-int pki_key_generate(const struct hal *h, char *key_pem, size_t cap);
+SAT_CHECK int pki_key_generate(const struct hal *h, char *key_pem, size_t cap);
 
 /* Makes the fleet CA's self-signed certificate for the private key key_pem.
  * cn: the CA's name (pki_cn_valid). serial: > 0. Valid from not_before_s to
@@ -65,7 +65,7 @@ int pki_key_generate(const struct hal *h, char *key_pem, size_t cap);
  * Returns SAT_OK; SAT_ERR_INVALID (bad cn, serial, window or cap too small);
  * SAT_ERR_TLS_CONFIG (key_pem is not a P-256 private key);
  * SAT_ERR_TLS_CRYPTO; or the HAL's entropy error. */
-int pki_ca_self_sign(const struct hal *h, const char *key_pem, const char *cn, uint64_t serial,
+SAT_CHECK int pki_ca_self_sign(const struct hal *h, const char *key_pem, const char *cn, uint64_t serial,
                      int64_t not_before_s, int64_t not_after_s, char *crt_pem, size_t cap);
 
 /* Issues a hub or device certificate signed by the CA.
@@ -79,7 +79,7 @@ int pki_ca_self_sign(const struct hal *h, const char *key_pem, const char *cn, u
  * SAT_ERR_TLS_CONFIG (a PEM that does not parse, a CA certificate that is
  * not a CA, a key that is not P-256, or a CA key that does not match);
  * SAT_ERR_TLS_CRYPTO; or the HAL's entropy error. */
-int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_key_pem,
+SAT_CHECK int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_key_pem,
                    const char *subject_key_pem, const char *cn, enum pki_usage usage,
                    uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
                    size_t cap);
@@ -92,8 +92,8 @@ int pki_cert_issue(const struct hal *h, const char *ca_crt_pem, const char *ca_k
  * pki_issuer_issue: as pki_cert_issue with the opened CA, and makes the
  * same certificate from the same entropy. */
 struct pki_issuer;
-int pki_issuer_open(const char *ca_crt_pem, const char *ca_key_pem, struct pki_issuer **out);
-int pki_issuer_issue(const struct hal *h, struct pki_issuer *is,
+SAT_CHECK int pki_issuer_open(const char *ca_crt_pem, const char *ca_key_pem, struct pki_issuer **out);
+SAT_CHECK int pki_issuer_issue(const struct hal *h, struct pki_issuer *is,
                      const char *subject_key_pem, const char *cn, enum pki_usage usage,
                      uint64_t serial, int64_t not_before_s, int64_t not_after_s, char *crt_pem,
                      size_t cap);
@@ -104,13 +104,13 @@ void pki_issuer_close(struct pki_issuer *is);
  * at most PKI_FILE_BYTES_MAX. *len (may be NULL) gets the length without the
  * NUL. Returns SAT_OK; SAT_ERR_NOT_FOUND; SAT_ERR_INVALID (bad name, file
  * too big for cap or the limit); or the HAL's storage error. */
-int pki_file_read(const struct hal *h, const char *name, char *buf, size_t cap, size_t *len);
+SAT_CHECK int pki_file_read(const struct hal *h, const char *name, char *buf, size_t cap, size_t *len);
 
 /* Creates storage file `name`, which must not exist yet, writes the
  * NUL-terminated text into it and syncs it. The POSIX HAL creates files
  * 0600. On a failure after creating it, the file is deleted again.
  * Returns SAT_OK; SAT_ERR_EXISTS (never overwrites); SAT_ERR_INVALID (bad
  * name); or the HAL's storage error. */
-int pki_file_write_new(const struct hal *h, const char *name, const char *text);
+SAT_CHECK int pki_file_write_new(const struct hal *h, const char *name, const char *text);
 
 #endif

@@ -124,7 +124,7 @@ void sync_device_init(struct sync_device *d, const struct frame_io *io,
  * SAT_ERR_WOULD_BLOCK: wait for the stream (d->phase says for what). Any
  * other code: the session failed (d->errmsg says why in one line); the
  * caller closes the connection. SAT_ERR_SYNC_REVOKED: the device was wiped. */
-int sync_device_step(struct sync_device *d);
+SAT_CHECK int sync_device_step(struct sync_device *d);
 
 /* 1 while the session waits to read, 0 while it waits to write. */
 int sync_device_wants_read(const struct sync_device *d);

@@ -113,7 +113,7 @@ typedef int (*tls_admit_fn)(void *arg, const char *peer_cn);
  * or the certificate is made for the other role: a device's must allow
  * clientAuth, the hub's serverAuth, both digitalSignature);
  * SAT_ERR_NO_MEMORY; SAT_ERR_TLS_CRYPTO; or the HAL's entropy error. */
-int tls_config_client(struct tls_config **out, const struct hal *h, const char *ca_pem,
+SAT_CHECK int tls_config_client(struct tls_config **out, const struct hal *h, const char *ca_pem,
                       const char *cert_pem, const char *key_pem);
 
 /* Makes a server (hub) configuration, as tls_config_client plus:
@@ -121,7 +121,7 @@ int tls_config_client(struct tls_config **out, const struct hal *h, const char *
  * certificate passes); arg: passed to it unchanged.
  * The session ticket key is random and lives in the config: restarting the
  * server makes clients fall back to one full handshake. */
-int tls_config_server(struct tls_config **out, const struct hal *h, const char *ca_pem,
+SAT_CHECK int tls_config_server(struct tls_config **out, const struct hal *h, const char *ca_pem,
                       const char *cert_pem, const char *key_pem, tls_admit_fn admit, void *arg);
 
 /* Releases a config and wipes its keys. NULL is a no-op. Free every
@@ -139,27 +139,27 @@ void tls_session_clear(struct tls_session *s);
  * *out: on SAT_OK, a connection to release with tls_conn_free.
  * Returns SAT_OK; SAT_ERR_INVALID (NULL argument, or resume on a server);
  * SAT_ERR_NO_MEMORY; SAT_ERR_TLS_CRYPTO. */
-int tls_conn_new(struct tls_conn **out, struct tls_config *cfg, hal_sock *sock,
+SAT_CHECK int tls_conn_new(struct tls_conn **out, struct tls_config *cfg, hal_sock *sock,
                  const struct tls_session *resume);
 
 /* Advances the handshake as far as the network allows.
  * Returns SAT_OK once it is complete (and again on later calls);
  * SAT_ERR_WOULD_BLOCK: wait (tls_conn_wants) and call again; SAT_ERR_TIMEOUT
  * after TLS_HANDSHAKE_MS_MAX; or a refusal / failure code listed above. */
-int tls_conn_handshake(struct tls_conn *c);
+SAT_CHECK int tls_conn_handshake(struct tls_conn *c);
 
 /* Sends application data, after the handshake. *sent (> 0 on SAT_OK) is how
  * many bytes of buf were taken; send the rest with another call. After
  * SAT_ERR_WOULD_BLOCK, call again with the same buf and len: part of them
  * may already be on their way. len == 0 sends nothing and returns SAT_OK
  * with *sent = 0. SAT_ERR_INVALID before the handshake is complete. */
-int tls_conn_send(struct tls_conn *c, const void *buf, size_t len, size_t *sent);
+SAT_CHECK int tls_conn_send(struct tls_conn *c, const void *buf, size_t len, size_t *sent);
 
 /* Receives application data, after the handshake: up to len bytes into buf,
  * *got > 0 on SAT_OK. SAT_ERR_WOULD_BLOCK when nothing is there yet;
  * SAT_ERR_TLS_CLOSED when the peer sent close_notify; SAT_ERR_INVALID
  * before the handshake is complete (or len == 0). */
-int tls_conn_recv(struct tls_conn *c, void *buf, size_t len, size_t *got);
+SAT_CHECK int tls_conn_recv(struct tls_conn *c, void *buf, size_t len, size_t *got);
 
 /* 1 if decrypted or buffered input is waiting in the connection (call
  * tls_conn_recv before waiting on the socket, which may be idle), else 0. */
@@ -173,7 +173,7 @@ unsigned tls_conn_wants(const struct tls_conn *c);
  * name on a client) into out (cap bytes, NUL-terminated). After a complete
  * handshake only. Returns SAT_OK; SAT_ERR_INVALID (handshake not complete,
  * or cap too small: TLS_PEER_CN_BYTES_MAX + 1 always suffices). */
-int tls_conn_peer_cn(const struct tls_conn *c, char *out, size_t cap);
+SAT_CHECK int tls_conn_peer_cn(const struct tls_conn *c, char *out, size_t cap);
 
 /* 1 if the completed handshake resumed an earlier session (no certificates
  * were exchanged), 0 if it was a full handshake or is not complete. */
@@ -189,7 +189,7 @@ const char *tls_conn_suite(const struct tls_conn *c);
  * Returns SAT_OK; SAT_ERR_INVALID (server, handshake not complete, or a
  * session larger than TLS_SESSION_BYTES_MAX); SAT_ERR_NO_MEMORY. On any
  * failure *out is left empty (len 0). */
-int tls_conn_save_session(struct tls_conn *c, struct tls_session *out);
+SAT_CHECK int tls_conn_save_session(struct tls_conn *c, struct tls_session *out);
 
 /* Sends close_notify. SAT_OK once it has been handed to the socket;
  * SAT_ERR_WOULD_BLOCK: call again when writable. Then the caller closes the

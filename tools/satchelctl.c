@@ -158,8 +158,9 @@ static int cmd_recovery_key(int argc, char **argv)
         ret = write_hex(&h, KEY_FILE, priv, sizeof priv);
     if (ret == SAT_OK) {
         ret = write_hex(&h, PUB_FILE, pub, sizeof pub);
-        if (ret != SAT_OK)
-            hal_storage_delete(&h, KEY_FILE);
+        if (ret != SAT_OK && hal_storage_delete(&h, KEY_FILE) != SAT_OK)
+            fprintf(stderr, "satchelctl: remove %s/%s by hand: a key without its public half\n",
+                    out, KEY_FILE);
     }
     sat_wipe(priv, sizeof priv);
     hal_posix_close(&h);
@@ -315,7 +316,9 @@ static int write_all_new(const struct hal *h, const char *const *files, const ch
         done++;
     if (ret != SAT_OK)
         while (done-- > 0)
-            hal_storage_delete(h, files[done]);
+            if (hal_storage_delete(h, files[done]) != SAT_OK)
+                fprintf(stderr, "satchelctl: %s is left from a step that failed: remove it\n",
+                        files[done]);
     return ret;
 }
 

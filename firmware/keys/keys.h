@@ -101,7 +101,7 @@ void keys_init(struct keys *k, const struct hal *h);
  * are allowed); SAT_ERR_INVALID for a fixed iteration count outside
  * [1000, KEYS_ITERATIONS_MAX]; SAT_ERR_KEYS_RECOVERY if recovery_pub is not
  * a P-256 point. Nothing is written when any of these is returned. */
-int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *opts);
+SAT_CHECK int keys_enrol(struct keys *k, const char *pin, const struct keys_enrol_opts *opts);
 
 /* 1 if KEYS_FILE_NAME exists on this device and is not empty, else 0 (an
  * empty file is what a power cut during keys_enrol leaves; enrolling again
@@ -118,7 +118,7 @@ int keys_enrolled(const struct hal *h);
  * that could never have been set; not counted), or a HAL error.
  * A key file forged with a valid checksum reads as SAT_ERR_KEYS_WRONG_PIN:
  * without the PIN nothing can tell the two apart. */
-int keys_unlock(struct keys *k, const char *pin, uint64_t *retry_after_ms);
+SAT_CHECK int keys_unlock(struct keys *k, const char *pin, uint64_t *retry_after_ms);
 
 /* Zeroizes the DEK and store id; k is locked. Safe to call when locked. */
 void keys_lock(struct keys *k);
@@ -127,7 +127,7 @@ void keys_lock(struct keys *k);
  * Requires old_pin, checked and counted like keys_unlock (same errors);
  * new_pin's format is checked first, so SAT_ERR_KEYS_BAD_PIN costs no
  * attempt. Leaves k unlocked on SAT_OK, locked otherwise. */
-int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
+SAT_CHECK int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
                     uint64_t *retry_after_ms);
 
 /* Fleet recovery: opens the recovery wrap with the fleet's recovery private
@@ -136,11 +136,11 @@ int keys_change_pin(struct keys *k, const char *old_pin, const char *new_pin,
  * crypto-erase (the device secret is then a new one). Errors:
  * SAT_ERR_KEYS_RECOVERY (no recovery wrap, or the wrong key),
  * SAT_ERR_KEYS_BAD_PIN, SAT_ERR_KEYS_NOT_ENROLLED, SAT_ERR_KEYS_CORRUPT. */
-int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_BYTES],
+SAT_CHECK int keys_recover(struct keys *k, const uint8_t recovery_priv[KEYS_RECOVERY_PRIV_BYTES],
                  const char *new_pin);
 
 /* Consecutive wrong PINs so far (0 after a good PIN). */
-int keys_failures(const struct hal *h, uint64_t *failures);
+SAT_CHECK int keys_failures(const struct hal *h, uint64_t *failures);
 
 /* Delay required after n consecutive failures: 0 below KEYS_FREE_ATTEMPTS,
  * then KEYS_LOCKOUT_BASE_MS * 2^(n - KEYS_FREE_ATTEMPTS) (saturating at
@@ -149,7 +149,7 @@ uint64_t keys_lockout_ms(uint64_t consecutive_failures);
 
 /* Makes a P-256 recovery key pair from the HAL's entropy (for satchelctl and
  * tests). pub is the uncompressed point, priv the big-endian scalar. */
-int keys_recovery_keygen(const struct hal *h, uint8_t pub[KEYS_RECOVERY_PUB_BYTES],
+SAT_CHECK int keys_recovery_keygen(const struct hal *h, uint8_t pub[KEYS_RECOVERY_PUB_BYTES],
                          uint8_t priv[KEYS_RECOVERY_PRIV_BYTES]);
 
 /* Destroys everything: both wraps (the file is overwritten, then deleted),
@@ -157,6 +157,6 @@ int keys_recovery_keygen(const struct hal *h, uint8_t pub[KEYS_RECOVERY_PUB_BYTE
  * instance after a power cut part-way). The wrong-PIN counters are
  * monotonic and stay; the next keys_enrol starts a new run. Used when the
  * hub revokes the device. */
-int keys_wipe(struct keys *k);
+SAT_CHECK int keys_wipe(struct keys *k);
 
 #endif

@@ -165,13 +165,13 @@ struct store;
  * records with 520,000 field states, about a team's year, took 0.8 s on a
  * PC). On failure, why (if not NULL) gets the one-line reason, e.g. that
  * the store was made by a newer build. */
-int store_open(const struct hal *h, const struct keys *k, struct store **out,
+SAT_CHECK int store_open(const struct hal *h, const struct keys *k, struct store **out,
                char why[STORE_ERRMSG_BYTES]);
 
 /* The key the store's files are sealed under (vfs_crypt), derived from the
  * unlocked DEK in k: for tools and tests that open the database through
  * vfs_crypt themselves. The caller wipes it. */
-int store_file_key(const struct keys *k, uint8_t key[32]);
+SAT_CHECK int store_file_key(const struct keys *k, uint8_t key[32]);
 
 /* Closes the database and wipes the key material. NULL is ignored. */
 void store_close(struct store *s);
@@ -182,48 +182,48 @@ const char *store_errmsg(const struct store *s);
 /* Patients. add assigns id and created_ms. update writes only the fields
  * that differ from the stored record (one change each). list gives the
  * living patients ordered by family name, then given name. */
-int store_patient_add(struct store *s, struct store_patient *p);
-int store_patient_update(struct store *s, const struct store_patient *p);
-int store_patient_get(struct store *s, const struct store_id *id, struct store_patient *out);
-int store_patient_list(struct store *s, int (*fn)(void *arg, const struct store_patient *p),
+SAT_CHECK int store_patient_add(struct store *s, struct store_patient *p);
+SAT_CHECK int store_patient_update(struct store *s, const struct store_patient *p);
+SAT_CHECK int store_patient_get(struct store *s, const struct store_id *id, struct store_patient *out);
+SAT_CHECK int store_patient_list(struct store *s, int (*fn)(void *arg, const struct store_patient *p),
                        void *arg);
 
 /* Visits: at most one open visit per patient (SAT_ERR_STORE_NOT_ALLOWED). */
-int store_visit_start(struct store *s, const struct store_id *patient, const char *reason,
+SAT_CHECK int store_visit_start(struct store *s, const struct store_id *patient, const char *reason,
                       struct store_visit *out);
-int store_visit_end(struct store *s, const struct store_id *visit, struct store_visit *out);
-int store_visit_get(struct store *s, const struct store_id *id, struct store_visit *out);
-int store_visit_list(struct store *s, const struct store_id *patient,
+SAT_CHECK int store_visit_end(struct store *s, const struct store_id *visit, struct store_visit *out);
+SAT_CHECK int store_visit_get(struct store *s, const struct store_id *id, struct store_visit *out);
+SAT_CHECK int store_visit_list(struct store *s, const struct store_id *patient,
                      int (*fn)(void *arg, const struct store_visit *v), void *arg);
 
 /* Observations: o->patient_id, vitals and optional visit/amends in; id,
  * taken_ms and the NEWS2 score and risk out. */
-int store_obs_add(struct store *s, struct store_obs *o);
-int store_obs_get(struct store *s, const struct store_id *id, struct store_obs *out);
-int store_obs_list(struct store *s, const struct store_id *patient,
+SAT_CHECK int store_obs_add(struct store *s, struct store_obs *o);
+SAT_CHECK int store_obs_get(struct store *s, const struct store_id *id, struct store_obs *out);
+SAT_CHECK int store_obs_list(struct store *s, const struct store_id *patient,
                    int (*fn)(void *arg, const struct store_obs *o), void *arg);
 
 /* Care notes: n->patient_id, text and optional visit/amends in. An amending
  * note must name a note of the same patient. */
-int store_note_add(struct store *s, struct store_note *n);
-int store_note_get(struct store *s, const struct store_id *id, struct store_note *out);
-int store_note_list(struct store *s, const struct store_id *patient,
+SAT_CHECK int store_note_add(struct store *s, struct store_note *n);
+SAT_CHECK int store_note_get(struct store *s, const struct store_id *id, struct store_note *out);
+SAT_CHECK int store_note_list(struct store *s, const struct store_id *patient,
                     int (*fn)(void *arg, const struct store_note *n), void *arg);
 
 /* Tasks. */
-int store_task_add(struct store *s, struct store_task *t);
-int store_task_done(struct store *s, const struct store_id *id);
-int store_task_get(struct store *s, const struct store_id *id, struct store_task *out);
-int store_task_list(struct store *s, const struct store_id *patient,
+SAT_CHECK int store_task_add(struct store *s, struct store_task *t);
+SAT_CHECK int store_task_done(struct store *s, const struct store_id *id);
+SAT_CHECK int store_task_get(struct store *s, const struct store_id *id, struct store_task *out);
+SAT_CHECK int store_task_list(struct store *s, const struct store_id *patient,
                     int (*fn)(void *arg, const struct store_task *t), void *arg);
 
 /* Tombstones a patient, visit or task (observations and notes are
  * append-only: SAT_ERR_STORE_NOT_ALLOWED). */
-int store_delete(struct store *s, enum record_kind kind, const struct store_id *id);
+SAT_CHECK int store_delete(struct store *s, enum record_kind kind, const struct store_id *id);
 
 /* This device's own changes after sequence `after`, in order, at most max
  * of them (0: all). */
-int store_changes(struct store *s, uint64_t after, unsigned max,
+SAT_CHECK int store_changes(struct store *s, uint64_t after, unsigned max,
                   int (*fn)(void *arg, const struct store_change *c), void *arg);
 
 /* ---- sync ----------------------------------------------------------------
@@ -233,16 +233,16 @@ int store_changes(struct store *s, uint64_t after, unsigned max,
  * a different value, is a concurrent edit: it is recorded as a conflict
  * whichever side wins, never dropped silently. */
 
-int store_sync_state(struct store *s, struct store_sync_state *out);
+SAT_CHECK int store_sync_state(struct store *s, struct store_sync_state *out);
 
 /* Records that the hub holds own changes up to `acked` (never goes down). */
-int store_set_push_acked(struct store *s, uint64_t acked);
+SAT_CHECK int store_set_push_acked(struct store *s, uint64_t acked);
 
 /* Applies a pulled batch in one transaction: merges each change, deletes
  * the purged patients with all their records, and moves the pull cursor to
  * next_cursor. All or nothing. SAT_ERR_STORE_INVALID for a malformed change
  * (nothing applied). */
-int store_apply_remote(struct store *s, const struct store_change *changes, size_t n,
+SAT_CHECK int store_apply_remote(struct store *s, const struct store_change *changes, size_t n,
                        const struct store_id *purge, size_t npurge, uint64_t next_cursor,
                        struct store_apply_result *out);
 
@@ -254,19 +254,19 @@ int store_apply_remote(struct store *s, const struct store_change *changes, size
  * is then a no-op, and safe). Between begin and commit or abort no other
  * call may write (SAT_ERR_INVALID); changes and commit without begin are
  * SAT_ERR_INVALID too. */
-int store_apply_begin(struct store *s);
-int store_apply_changes(struct store *s, const struct store_change *changes, size_t n,
+SAT_CHECK int store_apply_begin(struct store *s);
+SAT_CHECK int store_apply_changes(struct store *s, const struct store_change *changes, size_t n,
                         struct store_apply_result *acc);
-int store_apply_commit(struct store *s, const struct store_id *purge, size_t npurge,
+SAT_CHECK int store_apply_commit(struct store *s, const struct store_id *purge, size_t npurge,
                        uint64_t next_cursor, struct store_apply_result *acc);
 void store_apply_abort(struct store *s);
 
-int store_conflicts(struct store *s, int (*fn)(void *arg, const struct store_conflict *c),
+SAT_CHECK int store_conflicts(struct store *s, int (*fn)(void *arg, const struct store_conflict *c),
                     void *arg);
 
 /* SHA-256 over every replicated record field (not local bookkeeping), in a
  * fixed order: equal on replicas that hold the same records. */
-int store_content_hash(struct store *s, uint8_t out[32]);
+SAT_CHECK int store_content_hash(struct store *s, uint8_t out[32]);
 
 /* This device's id: random when the store was created, until the device
  * is provisioned (store_adopt_device_id). */
@@ -276,19 +276,19 @@ void store_device_id(const struct store *s, struct store_id *out);
  * name): every change written so far is re-labelled with it, in one
  * transaction. SAT_ERR_STORE_NOT_ALLOWED once anything has been pushed
  * under another id. Adopting the current id is SAT_OK and writes nothing. */
-int store_adopt_device_id(struct store *s, const struct store_id *id);
+SAT_CHECK int store_adopt_device_id(struct store *s, const struct store_id *id);
 
 /* Runs PRAGMA integrity_check: SAT_OK if "ok", else SAT_ERR_STORE_CORRUPT. */
-int store_check_integrity(struct store *s);
+SAT_CHECK int store_check_integrity(struct store *s);
 
 /* Resolves a hex id or a unique hex prefix (at least 6 digits) of a record
  * of `kind` to its id: SAT_ERR_STORE_UNKNOWN_ID if none or ambiguous. */
-int store_resolve_id(struct store *s, enum record_kind kind, const char *hex,
+SAT_CHECK int store_resolve_id(struct store *s, enum record_kind kind, const char *hex,
                      struct store_id *out);
 
 void store_id_to_hex(const struct store_id *id, char out[STORE_ID_HEX_BYTES]);
 /* Parses exactly 32 hex digits. SAT_ERR_STORE_INVALID otherwise. */
-int store_id_from_hex(const char *hex, struct store_id *out);
+SAT_CHECK int store_id_from_hex(const char *hex, struct store_id *out);
 
 /* A record's text fields hold what satchel.proto's message holds (its
  * .options max_size, the NUL included): no more, or a pulled value would

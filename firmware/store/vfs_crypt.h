@@ -129,7 +129,7 @@ struct vfs_crypt_stats {
  * id; *out receives it, and vfs_crypt_name() the name to pass to
  * sqlite3_open_v2. The key is copied. Returns SAT_OK, SAT_ERR_NO_MEMORY or
  * SAT_ERR_KEYS_CRYPTO. */
-int vfs_crypt_register(const struct hal *h, const uint8_t key[VFS_CRYPT_KEY_BYTES],
+SAT_CHECK int vfs_crypt_register(const struct hal *h, const uint8_t key[VFS_CRYPT_KEY_BYTES],
                        const uint8_t store_id[VFS_CRYPT_STORE_ID_BYTES], struct vfs_crypt **out);
 
 const char *vfs_crypt_name(const struct vfs_crypt *v);

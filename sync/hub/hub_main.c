@@ -82,7 +82,8 @@ static void serve(struct hub *hub)
             wait_ms = (uint32_t)(w.timer_ms - now);
         memset(ready, 0, sizeof ready);
         (void)hal_net_wait(&hub->hal, w.socks, w.want, ready, w.n, wait_ms);
-        (void)hub_server_step(&hub->srv, ready, w.n);
+        if (hub_server_step(&hub->srv, ready, w.n) != SAT_OK)
+            break; /* not running: nothing left to serve */
     }
     hub_server_stop(&hub->srv);
 }
@@ -203,7 +204,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     {
         uint16_t bound = port;
-        (void)hub_server_port(&hub.srv, &bound);
+        if (hub_server_port(&hub.srv, &bound) != SAT_OK)
+            bound = port;
         fprintf(stderr, "satchel-hub: listening on %s:%u, data in %s\n", host, (unsigned)bound,
                 data);
     }

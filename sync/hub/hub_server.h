@@ -161,7 +161,7 @@ SAT_CHECK int hub_server_init(struct hub_server *s, const struct hub_server_conf
 
 /* The port the server listens on (useful after listen_port 0). SAT_OK, or
  * SAT_ERR_INVALID when not running, or the HAL's code. */
-int hub_server_port(const struct hub_server *s, uint16_t *port);
+SAT_CHECK int hub_server_port(const struct hub_server *s, uint16_t *port);
 
 /* Fills *w with every socket to wait for (the listener, then each
  * connection with the readiness its TLS or session waits for) and the time
@@ -179,7 +179,7 @@ void hub_server_wait_set(struct hub_server *s, struct hub_server_wait *w);
  * every socket is treated as ready (non-blocking calls just find nothing),
  * which also counts as activity for the idle rule.
  * Returns SAT_OK, or SAT_ERR_INVALID when the server is not running. */
-int hub_server_step(struct hub_server *s, const unsigned *ready, size_t n);
+SAT_CHECK int hub_server_step(struct hub_server *s, const unsigned *ready, size_t n);
 
 /* Stops: ends every connection (close_notify, best effort), closes the
  * listener and frees a TLS configuration the server made. A device whose
@@ -192,7 +192,7 @@ const struct hub_server_stats *hub_server_stats(const struct hub_server *s);
 
 /* The last session summary of device (HUB_ID_BYTES) into *out: SAT_OK, or
  * SAT_ERR_NOT_FOUND when the table holds none for it. */
-int hub_server_device_last(const struct hub_server *s, const uint8_t device[HUB_ID_BYTES],
+SAT_CHECK int hub_server_device_last(const struct hub_server *s, const uint8_t device[HUB_ID_BYTES],
                            struct hub_server_summary *out);
 
 #endif

@@ -67,7 +67,7 @@ void hub_session_init(struct hub_session *s, const struct frame_io *io, struct h
 /* SAT_OK: the device ended the session cleanly. SAT_ERR_WOULD_BLOCK: wait
  * for the stream. Other codes: the session failed or refused the device
  * (s->errmsg says why, for the hub's log); close the connection. */
-int hub_session_step(struct hub_session *s);
+SAT_CHECK int hub_session_step(struct hub_session *s);
 
 /* 0 while a frame is going out (wait for writable), else 1. */
 int hub_session_wants_read(const struct hub_session *s);
