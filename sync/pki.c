@@ -159,6 +159,48 @@ exit:
     return ret;
 }
 
+int pki_recovery_keygen(const struct hal *h, uint8_t pub[PKI_RECOVERY_PUB_BYTES],
+                        uint8_t priv[PKI_RECOVERY_PRIV_BYTES])
+{
+    int ret;
+    struct sat_drbg r;
+    mbedtls_ecp_group grp;
+    mbedtls_ecp_point q;
+    mbedtls_mpi d;
+    size_t olen = 0;
+
+    sat_drbg_init(&r);
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_ecp_point_init(&q);
+    mbedtls_mpi_init(&d);
+    ret = rng_seed(&r, h);
+    if (ret != SAT_OK)
+        goto exit;
+    ret = SAT_ERR_TLS_CRYPTO;
+    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0)
+        goto exit;
+    if (mbedtls_ecp_gen_keypair(&grp, &d, &q, sat_drbg_random, &r) != 0) {
+        ret = sat_drbg_error(&r, SAT_ERR_TLS_CRYPTO);
+        goto exit;
+    }
+    if (mbedtls_ecp_point_write_binary(&grp, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub,
+                                       PKI_RECOVERY_PUB_BYTES) != 0 ||
+        olen != PKI_RECOVERY_PUB_BYTES ||
+        mbedtls_mpi_write_binary(&d, priv, PKI_RECOVERY_PRIV_BYTES) != 0)
+        goto exit;
+    ret = SAT_OK;
+exit:
+    mbedtls_ecp_group_free(&grp);
+    mbedtls_ecp_point_free(&q);
+    mbedtls_mpi_free(&d); /* zeroizes the scalar */
+    sat_drbg_free(&r);
+    if (ret != SAT_OK) {
+        mbedtls_platform_zeroize(pub, PKI_RECOVERY_PUB_BYTES);
+        mbedtls_platform_zeroize(priv, PKI_RECOVERY_PRIV_BYTES);
+    }
+    return ret;
+}
+
 /* ---- certificates --------------------------------------------------------- */
 
 struct cert_job {

@@ -51,6 +51,19 @@ enum pki_usage {
  * [A-Za-z0-9 ._-], not starting or ending with a space; else 0. */
 int pki_cn_valid(const char *cn);
 
+/* The fleet recovery key: a P-256 pair. A tablet wraps its data key to the
+ * public half at enrolment (keys.h); the fleet keeps the private half
+ * offline, to give a nurse who forgot her PIN a new one without losing a
+ * record. */
+#define PKI_RECOVERY_PUB_BYTES 65  /* the uncompressed point */
+#define PKI_RECOVERY_PRIV_BYTES 32 /* the big-endian scalar */
+
+/* Makes a recovery key pair from the HAL's entropy. SAT_OK;
+ * SAT_ERR_TLS_CRYPTO; or the HAL's entropy error (pub and priv are wiped
+ * on failure). */
+SAT_CHECK int pki_recovery_keygen(const struct hal *h, uint8_t pub[PKI_RECOVERY_PUB_BYTES],
+                                  uint8_t priv[PKI_RECOVERY_PRIV_BYTES]);
+
 /* Makes a new P-256 private key and writes it as PEM ("EC PRIVATE KEY")
  * into key_pem (cap bytes, NUL-terminated on success).
  * Returns SAT_OK; SAT_ERR_INVALID if cap is too small

@@ -482,7 +482,7 @@ static void test_recovery_after_erase(void **state)
     uint8_t sid[KEYS_STORE_ID_BYTES];
     struct keys_enrol_opts opts = { TEST_ITERATIONS, NULL };
 
-    assert_int_equal(keys_recovery_keygen(h, pub, priv), SAT_OK);
+    assert_int_equal(pki_recovery_keygen(h, pub, priv), SAT_OK);
     assert_int_equal(pub[0], 0x04);
     opts.recovery_pub = pub;
     enrol(&k, h, &opts, dek, sid);
@@ -522,8 +522,8 @@ static void test_recover_wrong_key(void **state)
     uint8_t zero_priv[KEYS_RECOVERY_PRIV_BYTES] = { 0 };
     struct keys_enrol_opts opts = { TEST_ITERATIONS, NULL };
 
-    assert_int_equal(keys_recovery_keygen(h, pub, priv), SAT_OK);
-    assert_int_equal(keys_recovery_keygen(h, pub2, priv2), SAT_OK);
+    assert_int_equal(pki_recovery_keygen(h, pub, priv), SAT_OK);
+    assert_int_equal(pki_recovery_keygen(h, pub2, priv2), SAT_OK);
     assert_memory_not_equal(priv, priv2, sizeof priv);
     opts.recovery_pub = pub;
     enrol(&k, h, &opts, NULL, NULL);
@@ -545,7 +545,7 @@ static void test_recover_without_recovery_wrap(void **state)
     uint8_t priv[KEYS_RECOVERY_PRIV_BYTES];
     struct keys_enrol_opts opts = { TEST_ITERATIONS, NULL };
 
-    assert_int_equal(keys_recovery_keygen(h, pub, priv), SAT_OK);
+    assert_int_equal(pki_recovery_keygen(h, pub, priv), SAT_OK);
     enrol(&k, h, &test_opts, NULL, NULL);
     assert_int_equal(keys_recover(&k, priv, PIN_NEW), SAT_ERR_KEYS_RECOVERY);
     assert_int_equal(keys_wipe(&k), SAT_OK);
@@ -1047,7 +1047,7 @@ static void test_wipe(void **state)
     uint8_t zero[KEYS_DEK_BYTES] = { 0 };
     struct keys_enrol_opts opts = { TEST_ITERATIONS, NULL };
 
-    assert_int_equal(keys_recovery_keygen(h, pub, priv), SAT_OK);
+    assert_int_equal(pki_recovery_keygen(h, pub, priv), SAT_OK);
     opts.recovery_pub = pub;
     keys_init(&k, h);
     assert_int_equal(keys_enrol(&k, PIN, &opts), SAT_OK);

@@ -16,7 +16,6 @@
 
 #include "hal_posix.h"
 #include "hub_store.h"
-#include "keys.h"
 #include "pki.h"
 #include "sat_hex.h"
 #include "sat_wipe.h"
@@ -102,10 +101,10 @@ static int usage_errorf(const char *fmt, ...)
 /* Writes bytes as one line of hex into a new file of the HAL's directory. */
 static int write_hex(const struct hal *h, const char *name, const uint8_t *b, size_t n)
 {
-    char line[SAT_HEX_BYTES(KEYS_RECOVERY_PUB_BYTES)];
+    char line[SAT_HEX_BYTES(PKI_RECOVERY_PUB_BYTES)];
     hal_file *f = NULL;
     int ret;
-    if (n > KEYS_RECOVERY_PUB_BYTES)
+    if (n > PKI_RECOVERY_PUB_BYTES)
         return SAT_ERR_INVALID;
     sat_hex_encode(b, n, line);
     line[2 * n] = '\n';
@@ -125,8 +124,8 @@ static int cmd_recovery_key(int argc, char **argv)
     static const struct option opts[] = { { "out", required_argument, NULL, 'o' },
                                           { NULL, 0, NULL, 0 } };
     const char *out = NULL;
-    uint8_t pub[KEYS_RECOVERY_PUB_BYTES];
-    uint8_t priv[KEYS_RECOVERY_PRIV_BYTES];
+    uint8_t pub[PKI_RECOVERY_PUB_BYTES];
+    uint8_t priv[PKI_RECOVERY_PRIV_BYTES];
     struct hal h;
     int c;
     int ret;
@@ -153,7 +152,7 @@ static int cmd_recovery_key(int argc, char **argv)
         fprintf(stderr, "satchelctl: cannot open or create '%s': %s\n", out, sat_strerror(ret));
         return EXIT_FAIL;
     }
-    ret = keys_recovery_keygen(&h, pub, priv);
+    ret = pki_recovery_keygen(&h, pub, priv);
     if (ret == SAT_OK)
         ret = write_hex(&h, KEY_FILE, priv, sizeof priv);
     if (ret == SAT_OK) {

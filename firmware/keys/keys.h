@@ -55,6 +55,7 @@
 #include <stdint.h>
 
 #include "hal.h"
+#include "pki.h"
 
 #define KEYS_FILE_NAME "keys.bin"
 #define KEYS_LOCKOUT_FILE_NAME "keys.lockout"
@@ -71,8 +72,9 @@
 #define KEYS_ITERATIONS_MIN 10000u
 #define KEYS_ITERATIONS_MAX 5000000u
 /* Uncompressed P-256 point: 0x04 || X || Y. */
-#define KEYS_RECOVERY_PUB_BYTES 65
-#define KEYS_RECOVERY_PRIV_BYTES 32
+/* The fleet's recovery key pair (pki_recovery_keygen makes it). */
+#define KEYS_RECOVERY_PUB_BYTES PKI_RECOVERY_PUB_BYTES
+#define KEYS_RECOVERY_PRIV_BYTES PKI_RECOVERY_PRIV_BYTES
 
 struct keys {
     const struct hal *hal;
@@ -147,10 +149,6 @@ SAT_CHECK int keys_failures(const struct hal *h, uint64_t *failures);
  * UINT64_MAX). */
 uint64_t keys_lockout_ms(uint64_t consecutive_failures);
 
-/* Makes a P-256 recovery key pair from the HAL's entropy (for satchelctl and
- * tests). pub is the uncompressed point, priv the big-endian scalar. */
-SAT_CHECK int keys_recovery_keygen(const struct hal *h, uint8_t pub[KEYS_RECOVERY_PUB_BYTES],
-                         uint8_t priv[KEYS_RECOVERY_PRIV_BYTES]);
 
 /* Destroys everything: both wraps (the file is overwritten, then deleted),
  * the device secret and the lockout file; k is locked. Safe to repeat (for
