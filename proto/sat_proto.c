@@ -109,11 +109,15 @@ void proto_bind_changes_decode(pb_callback_t *cb, struct proto_changes_in *sink)
 }
 
 /* Called by nanopb when the Frame's oneof is about to be decoded: binds the
- * batch's changes to the sink waiting in frame->cb_msg.arg. */
+ * batch's changes to the sink waiting in frame->cb_msg.arg. The oneof may
+ * come more than once (protobuf keeps the last): once changes went to the
+ * sink, another message would make them part of no message the frame
+ * holds, so that frame is malformed. */
 static bool frame_msg_callback(pb_istream_t *is, const pb_field_t *field, void **arg)
 {
     struct proto_changes_in *sink = *arg;
-    (void)is;
+    if (sink->count > 0)
+        PB_RETURN_ERROR(is, "another message after a batch's changes");
     if (field->tag == satchel_Frame_push_batch_tag) {
         satchel_PushBatch *b = field->pData;
         proto_bind_changes_decode(&b->changes, sink);

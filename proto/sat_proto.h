@@ -108,7 +108,10 @@ SAT_CHECK int proto_frame_header(const uint8_t header[PROTO_FRAME_HEADER_BYTES],
 SAT_CHECK int proto_frame_decode(satchel_Frame *frame, const uint8_t *buf, size_t len);
 
 /* Arranges for the changes of a PushBatch or PullBatch inside a Frame being
- * decoded to go to sink (nanopb calls this when it meets the oneof). */
+ * decoded to go to sink (nanopb calls this when it meets the oneof). A
+ * frame that goes on to another message (or the same one again) after
+ * changes went to sink fails to decode: a receiver only ever gets the
+ * changes of the message the frame holds. */
 void proto_bind_frame_changes(satchel_Frame *frame, struct proto_changes_in *sink);
 
 /* The last error nanopb reported in this thread, for logs ("" if none). */

@@ -1,6 +1,7 @@
 /* scenario.c - see scenario.h. */
 #include "scenario.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,11 @@ static int say(char *why, size_t len, const char *fmt, ...)
     n = strlen(why); /* one line, even when a library's message ends in one */
     while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' '))
         why[--n] = '\0';
+    /* and when it quotes the file (a name or a kind with a line break or a
+     * terminal escape in it): one printable line, whatever the input */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)why[i] < 0x20 || why[i] == 0x7f)
+            why[i] = '?';
     return -1;
 }
 
@@ -106,6 +112,14 @@ static int get_uint(json_object *o, const char *key, uint32_t lo, uint32_t hi, u
     return 0;
 }
 
+/* The text of a JSON string, or NULL for any other value: json-c gives a
+ * number's or a boolean's text for it, and a JSON null is a NULL object
+ * whose "string" is NULL, which no caller may pass on to strcmp or "%s". */
+static const char *get_text(json_object *v)
+{
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
 static int team_index(const struct scenario_params *p, const char *name)
 {
     for (uint32_t i = 0; i < p->teams; i++)
@@ -128,11 +142,10 @@ static int load_events(json_object *arr, const struct scenario_params *p, struct
             return say(why, len, "too many events (at most %d)", SCENARIO_EVENTS_MAX);
         if (!json_object_is_type(e, json_type_object) ||
             !json_object_object_get_ex(e, "at", &v) ||
-            parse_hhmm(json_object_get_string(v), &ev.at_ms) != 0)
+            parse_hhmm(get_text(v), &ev.at_ms) != 0)
             return say(why, len, "event %zu needs \"at\": \"HH:MM\"", i);
-        if (!json_object_object_get_ex(e, "kind", &v))
+        if (!json_object_object_get_ex(e, "kind", &v) || (kind = get_text(v)) == NULL)
             return say(why, len, "event %zu needs a \"kind\"", i);
-        kind = json_object_get_string(v);
         if (strcmp(kind, "power_cut") == 0)
             ev.kind = EV_POWER_CUT;
         else if (strcmp(kind, "transfer") == 0)
@@ -152,9 +165,10 @@ static int load_events(json_object *arr, const struct scenario_params *p, struct
             return -1;
         ev.day--;
         if (ev.kind == EV_TRANSFER) {
+            const char *team;
             int t;
-            if (!json_object_object_get_ex(e, "team", &v) ||
-                (t = team_index(p, json_object_get_string(v))) < 0)
+            if (!json_object_object_get_ex(e, "team", &v) || (team = get_text(v)) == NULL ||
+                (t = team_index(p, team)) < 0)
                 return say(why, len, "event %zu: transfer needs a known \"team\"", i);
             ev.team = (uint32_t)t;
         }
@@ -163,29 +177,40 @@ static int load_events(json_object *arr, const struct scenario_params *p, struct
     return 0;
 }
 
-int scenario_load(const char *path, struct scenario_params *p, struct event *extra,
-                  size_t *nextra, char *why, size_t why_len)
+/* Reads the parsed scenario over p; releases root. */
+static int load_root(json_object *root, struct scenario_params *p, struct event *extra,
+                     size_t *nextra, char *why, size_t why_len)
 {
-    json_object *root = json_object_from_file(path);
     json_object *v;
     int ret = 0;
     uint32_t skew_s = (uint32_t)(p->clock_skew_max_ms / 1000);
     uint32_t drift = (uint32_t)p->drift_max_ppm;
-    if (!root)
-        return say(why, why_len, "cannot read scenario '%s': %s", path, json_util_get_last_err());
     if (!json_object_is_type(root, json_type_object)) {
         json_object_put(root);
-        return say(why, why_len, "scenario '%s' must be a JSON object", path);
+        return say(why, why_len, "a scenario must be a JSON object");
     }
-    if (json_object_object_get_ex(root, "name", &v))
-        snprintf(p->name, sizeof p->name, "%s", json_object_get_string(v));
-    if (json_object_object_get_ex(root, "teams", &v)) {
+    if (json_object_object_get_ex(root, "name", &v)) {
+        if (get_text(v))
+            snprintf(p->name, sizeof p->name, "%s", get_text(v));
+        else
+            ret = say(why, why_len, "\"name\" must be text");
+    }
+    if (ret == 0 && json_object_object_get_ex(root, "teams", &v)) {
         size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
         if (n < 1 || n > SCENARIO_TEAMS_MAX)
             ret = say(why, why_len, "\"teams\" must list 1 to %d team names", SCENARIO_TEAMS_MAX);
-        for (size_t i = 0; ret == 0 && i < n; i++)
-            snprintf(p->team_names[i], SCENARIO_TEAM_BYTES, "%s",
-                     json_object_get_string(json_object_array_get_idx(v, i)));
+        for (size_t i = 0; ret == 0 && i < n; i++) {
+            const char *name = get_text(json_object_array_get_idx(v, i));
+            /* Not cut to fit: two names cut to one would be one team. */
+            if (!name || !name[0] || strlen(name) >= SCENARIO_TEAM_BYTES)
+                ret = say(why, why_len, "team %zu must be a name of 1 to %d characters", i + 1,
+                          SCENARIO_TEAM_BYTES - 1);
+            for (size_t j = 0; ret == 0 && j < i; j++)
+                if (strcmp(p->team_names[j], name) == 0)
+                    ret = say(why, why_len, "team \"%s\" is listed twice", name);
+            if (ret == 0)
+                snprintf(p->team_names[i], SCENARIO_TEAM_BYTES, "%s", name);
+        }
         if (ret == 0)
             p->teams = (uint32_t)n;
     }
@@ -205,9 +230,9 @@ int scenario_load(const char *path, struct scenario_params *p, struct event *ext
     }
     if (ret == 0 && json_object_object_get_ex(root, "day", &v)) {
         if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) != 2 ||
-            parse_hhmm(json_object_get_string(json_object_array_get_idx(v, 0)),
+            parse_hhmm(get_text(json_object_array_get_idx(v, 0)),
                        &p->day_start_ms) != 0 ||
-            parse_hhmm(json_object_get_string(json_object_array_get_idx(v, 1)),
+            parse_hhmm(get_text(json_object_array_get_idx(v, 1)),
                        &p->day_end_ms) != 0 ||
             p->day_end_ms < p->day_start_ms + 4u * MS_PER_HOUR)
             ret = say(why, why_len, "\"day\" must be [\"HH:MM\", \"HH:MM\"], at least 4 h long");
@@ -245,6 +270,70 @@ int scenario_load(const char *path, struct scenario_params *p, struct event *ext
     p->drift_max_ppm = (int32_t)drift;
     json_object_put(root);
     return ret;
+}
+
+int scenario_load(const char *path, struct scenario_params *p, struct event *extra,
+                  size_t *nextra, char *why, size_t why_len)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t len = 0;
+    int ret;
+    if (!f)
+        return say(why, why_len, "cannot read scenario '%s': %s", path, strerror(errno));
+    text = malloc(SCENARIO_FILE_BYTES_MAX + 1);
+    if (!text) {
+        fclose(f);
+        return say(why, why_len, "out of memory for scenario '%s'", path);
+    }
+    len = fread(text, 1, SCENARIO_FILE_BYTES_MAX + 1, f);
+    if (ferror(f))
+        ret = say(why, why_len, "cannot read scenario '%s': %s", path, strerror(errno));
+    else if (len > SCENARIO_FILE_BYTES_MAX)
+        ret = say(why, why_len, "scenario '%s' is larger than %d bytes", path,
+                  SCENARIO_FILE_BYTES_MAX);
+    else if ((ret = scenario_parse(text, len, p, extra, nextra, why, why_len)) != 0) {
+        char reason[SCENARIO_ERRMSG_BYTES];
+        snprintf(reason, sizeof reason, "%s", why);
+        ret = say(why, why_len, "scenario '%s': %s", path, reason);
+    }
+    fclose(f);
+    free(text);
+    return ret;
+}
+
+int scenario_parse(const char *text, size_t len, struct scenario_params *p, struct event *extra,
+                   size_t *nextra, char *why, size_t why_len)
+{
+    json_tokener *tok;
+    json_object *root;
+    enum json_tokener_error err;
+    size_t end;
+    if (len > SCENARIO_FILE_BYTES_MAX)
+        return say(why, why_len, "a scenario is at most %d bytes", SCENARIO_FILE_BYTES_MAX);
+    tok = json_tokener_new();
+    if (!tok)
+        return say(why, why_len, "out of memory for a scenario");
+    root = json_tokener_parse_ex(tok, text, (int)len);
+    err = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    /* One JSON value and only white space after it: an unfinished value,
+     * or a second one, is not a scenario. */
+    while (root && end < len && strchr(" \t\r\n", text[end]) && text[end] != '\0')
+        end++;
+    if (root && (err != json_tokener_success || end != len)) {
+        json_object_put(root);
+        root = NULL;
+        if (err == json_tokener_success)
+            err = json_tokener_error_parse_unexpected;
+    }
+    if (err == json_tokener_continue) /* the text ended inside the value */
+        err = json_tokener_error_parse_eof;
+    if (!root)
+        return say(why, why_len, "a scenario must be one JSON object: %s",
+                   json_tokener_error_desc(err));
+    return load_root(root, p, extra, nextra, why, why_len);
 }
 
 /* ---- drawing the day ----------------------------------------------------- */

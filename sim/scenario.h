@@ -39,6 +39,7 @@
 #define SCENARIO_ERRMSG_BYTES 200
 #define SCENARIO_DAYS_MAX 3660 /* ten years */
 #define SCENARIO_ADMIT_ONE_IN 5 /* from day 2: a visit admits a new patient */
+#define SCENARIO_FILE_BYTES_MAX (1024 * 1024) /* a longer scenario file is refused */
 
 enum action_kind {
     ACT_VISIT_START = 1, /* patient: start a visit */
@@ -156,6 +157,11 @@ void scenario_defaults(struct scenario_params *p);
  * *extra (at most SCENARIO_EVENTS_MAX). */
 SAT_CHECK int scenario_load(const char *path, struct scenario_params *p, struct event *extra,
                   size_t *nextra, char *why, size_t why_len);
+
+/* scenario_load's parser, for a scenario's text, text[0..len) (no
+ * terminator needed): exactly one JSON object, only white space after it. */
+SAT_CHECK int scenario_parse(const char *text, size_t len, struct scenario_params *p,
+                             struct event *extra, size_t *nextra, char *why, size_t why_len);
 
 /* Draws the first day from p and seed. Returns 0, or -1 with why. */
 SAT_CHECK int scenario_build(struct scenario *s, const struct scenario_params *p, uint64_t seed,

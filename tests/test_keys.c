@@ -848,7 +848,7 @@ static void test_bad_pin_formats(void **state)
         "12 34",                             /* space */
         "12\t34",                            /* control */
         "1234\n",                            /* control at the end */
-        "\x7f" "123",                        /* DEL */
+        ("\x7f" "123"),                      /* DEL */
         "",
     };
 

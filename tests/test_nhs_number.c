@@ -156,7 +156,7 @@ static void test_malformed_input_rejected(void **state)
         "9434765919 ",
         "9434765919\n",
         "943.476.5919",
-        "\xef\xbc\x99" "434765919", /* UTF-8 full-width 9 */
+        ("\xef\xbc\x99" "434765919"), /* UTF-8 full-width 9 */
     };
     size_t i;
     (void)state;

@@ -591,6 +591,64 @@ static void test_frame_header_and_truncation(void **state)
     assert_int_equal(proto_frame_encode(&f, buf, 16, &len), SAT_ERR_PROTO_ENCODE);
 }
 
+/* The Frame's oneof may come twice on the wire (protobuf keeps the last).
+ * Changes handed to the sink belong to the frame's message: a frame that
+ * goes on to another message after a batch's changes is malformed; one
+ * whose batch comes last is the batch. (Found by fuzz_frame: the hub took
+ * a PullBatch's changes as pushed when a PushBatch followed them.) */
+static void test_frame_with_another_message_after_changes(void **state)
+{
+    static satchel_FieldChange one;
+    satchel_FieldChange got[2];
+    struct proto_changes_out out = { .items = &one, .count = 1 };
+    struct collected col = { got, 0 };
+    struct proto_changes_in in = { collect_change, &col, 0 };
+    static uint8_t pieces[2][4096];
+    static uint8_t joined[8192];
+    size_t len[2] = { 0, 0 };
+    satchel_Frame f;
+    (void)state;
+
+    one.kind = satchel_RecordKind_RECORD_KIND_TASK;
+    one.field = satchel_Task_title_tag;
+    one.has_value = true;
+    one.value.which_value = satchel_FieldValue_text_tag;
+    FILL_STR(one.value.value.text, 't');
+    one.origin_seq = 1;
+    memset(&f, 0, sizeof f);
+    f.which_msg = satchel_Frame_push_batch_tag;
+    f.msg.push_batch.first_seq = 1;
+    proto_bind_changes_encode(&f.msg.push_batch.changes, &out);
+    assert_int_equal(proto_encode(satchel_Frame_fields, &f, pieces[0], sizeof pieces[0], &len[0]),
+                     SAT_OK);
+    memset(&f, 0, sizeof f);
+    f.which_msg = satchel_Frame_pull_request_tag;
+    f.msg.pull_request.cursor = 7;
+    assert_int_equal(proto_encode(satchel_Frame_fields, &f, pieces[1], sizeof pieces[1], &len[1]),
+                     SAT_OK);
+    for (int batch_last = 0; batch_last < 2; batch_last++) {
+        const int first = batch_last ? 1 : 0;
+        size_t body = len[0] + len[1];
+        joined[0] = 0;
+        joined[1] = 0;
+        joined[2] = (uint8_t)(body >> 8);
+        joined[3] = (uint8_t)body;
+        memcpy(joined + 4, pieces[first], len[first]);
+        memcpy(joined + 4 + len[first], pieces[1 - first], len[1 - first]);
+        memset(&f, 0, sizeof f);
+        col.n = 0;
+        in.count = 0;
+        proto_bind_frame_changes(&f, &in);
+        if (!batch_last) {
+            assert_int_equal(proto_frame_decode(&f, joined, 4 + body), SAT_ERR_PROTO_DECODE);
+        } else {
+            assert_int_equal(proto_frame_decode(&f, joined, 4 + body), SAT_OK);
+            assert_int_equal(f.which_msg, satchel_Frame_push_batch_tag);
+            assert_int_equal(col.n, 1);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_pull_batch_bounds),
         cmocka_unit_test(test_batch_encoding_is_nanopbs),
         cmocka_unit_test(test_frame_header_and_truncation),
+        cmocka_unit_test(test_frame_with_another_message_after_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
