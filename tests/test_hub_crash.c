@@ -1,5 +1,5 @@
 /*
- * test_hub_crash.c - the hub store (sync/hub/hub_store_sqlite.c) against a
+ * test_hub_crash.c - the hub store (hub_policy.c over hub_backend_sqlite.c) against a
  * power cut and a failing disk.
  *
  * Why: hub_store.h (rule 4) promises that a call which returns SAT_OK is
