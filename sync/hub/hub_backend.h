@@ -60,14 +60,13 @@ struct hub_feed_entry {
 };
 
 /* One entry met by feed_scan, with what the policy needs to judge it
- * without loading the change: the patient's team now and, for a change or
- * a re-feed, the change's writer. */
+ * without loading the change. */
 struct hub_feed_row {
     uint64_t seq;
     enum hub_feed_what what;
-    uint8_t record_id[HUB_ID_BYTES];
-    char patient_team[HUB_TEAM_BYTES];
-    uint8_t origin[HUB_ID_BYTES]; /* CHANGE, REFEED */
+    uint8_t record_id[HUB_ID_BYTES];   /* PURGE: the record to drop */
+    char patient_team[HUB_TEAM_BYTES]; /* REFEED, PURGE: the patient's team now
+                                        * ("" if the hub has no such patient) */
 };
 
 /* The visitor of feed_scan: returns HUB_SCAN_NEXT, HUB_SCAN_STOP (the
@@ -152,9 +151,13 @@ struct hub_backend {
     int (*feed_append)(void *ctx, const struct hub_feed_entry *e);
     /* Readdresses the patient's CHANGE entries to team. */
     int (*feed_retarget)(void *ctx, const uint8_t patient[HUB_ID_BYTES], const char *team);
-    /* Visits the entries addressed to team with seq > after, in order. */
-    int (*feed_scan)(void *ctx, const char *team, uint64_t after, hub_feed_visit_fn visit,
-                     void *arg);
+    /* Visits the entries addressed to team with seq > after, in order,
+     * except the CHANGE entries whose change `skip_origin` wrote: a device
+     * is never fed its own writes (the policy's rule, applied where the
+     * entries are read, since a pull after a push would otherwise walk
+     * through every change just pushed). */
+    int (*feed_scan)(void *ctx, const char *team, uint64_t after,
+                     const uint8_t skip_origin[HUB_ID_BYTES], hub_feed_visit_fn visit, void *arg);
 
     /* --- field winners ----------------------------------------------------- */
     int (*winner_get)(void *ctx, const uint8_t record[HUB_ID_BYTES], uint32_t field,

@@ -150,16 +150,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_FEED_INSERT] = "INSERT INTO feed(seq, what, change_seq, record_id, patient_id, team)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_FEED_RETEAM] = "UPDATE feed SET team = ?2 WHERE patient_id = ?1 AND what = 0",
-    /* Team ?1's entries after ?2, with the patient's team now for the
-     * entries judged by it (re-feeds and purges), the change's writer and
-     * the change itself (read only for the entries the policy takes). */
+    /* Team ?1's entries after ?2 but the changes ?3 wrote, with the
+     * patient's team now for the entries judged by it (re-feeds and
+     * purges), and the change (read only for the entries the policy
+     * takes). */
     [ST_FEED_SCAN] = "SELECT f.seq, f.what, f.record_id,"
                      " CASE WHEN f.what = 0 THEN NULL ELSE"
                      "  (SELECT p.team FROM patient p WHERE p.id = f.patient_id) END,"
                      " c.record_id, c.kind, c.field, c.vtype, c.vint, c.vdata, c.wall_ms,"
                      " c.counter, c.origin, c.origin_seq"
                      " FROM feed f LEFT JOIN change c ON c.seq = f.change_seq"
-                     " WHERE f.team = ?1 AND f.seq > ?2 ORDER BY f.seq",
+                     " WHERE f.team = ?1 AND f.seq > ?2 AND (f.what <> 0 OR c.origin <> ?3)"
+                     " ORDER BY f.seq",
     [ST_STATE_GET] = "SELECT s.change_seq, s.deliver_seq, c.wall_ms, c.counter, c.origin"
                      " FROM field_state s JOIN change c ON c.seq = s.change_seq"
                      " WHERE s.record_id = ?1 AND s.field = ?2",
@@ -719,24 +721,19 @@ static int feed_row(struct hub_sqlite *h, sqlite3_stmt *q, void *arg)
     int ret = SAT_OK;
     r.seq = column_u64(q, 0);
     r.what = (enum hub_feed_what)sqlite3_column_int(q, 1);
-    ret = column_id(h, q, 2, r.record_id);
-    if (ret == SAT_OK && r.what != HUB_FEED_CHANGE) {
-        if (sqlite3_column_type(q, 3) == SQLITE_NULL)
-            r.patient_team[0] = '\0'; /* no such patient: in no team */
-        else
-            ret = column_team(h, q, 3, r.patient_team);
-    } else {
-        r.patient_team[0] = '\0';
-    }
-    if (ret == SAT_OK && r.what != HUB_FEED_PURGE)
-        ret = column_id(h, q, 12, r.origin);
+    r.patient_team[0] = '\0'; /* also: no such patient, so in no team */
+    if (r.what != HUB_FEED_CHANGE && sqlite3_column_type(q, 3) != SQLITE_NULL)
+        ret = column_team(h, q, 3, r.patient_team);
+    if (ret == SAT_OK && r.what == HUB_FEED_PURGE)
+        ret = column_id(h, q, 2, r.record_id);
     if (ret != SAT_OK)
         return ret;
     ret = c->visit(c->arg, &r, feed_load, c);
     return ret == HUB_SCAN_NEXT ? 0 : ret == HUB_SCAN_STOP ? HUB_SCAN_STOP : ret;
 }
 
-static int sq_feed_scan(void *ctx, const char *team, uint64_t after, hub_feed_visit_fn visit,
+static int sq_feed_scan(void *ctx, const char *team, uint64_t after,
+                        const uint8_t skip_origin[HUB_ID_BYTES], hub_feed_visit_fn visit,
                         void *arg)
 {
     struct hub_sqlite *h = ctx;
@@ -746,6 +743,7 @@ static int sq_feed_scan(void *ctx, const char *team, uint64_t after, hub_feed_vi
     if (q) {
         bind_text(q, 1, team);
         bind_u64(q, 2, after);
+        bind_id(q, 3, skip_origin);
     }
     ret = each_row(h, q, "read the feed", feed_row, &c);
     return ret == HUB_SCAN_STOP ? SAT_OK : ret;

@@ -89,6 +89,12 @@ static int team_valid(const char *team)
     return team && team[0] != '\0' && memchr(team, '\0', HUB_TEAM_BYTES) != NULL;
 }
 
+/* Addresses a feed entry to a team (a valid one: it fits). */
+static void entry_team(struct hub_feed_entry *e, const char *team)
+{
+    memcpy(e->team, team, strlen(team) + 1);
+}
+
 /* ---- devices ---------------------------------------------------------------- */
 
 static int device_load(struct policy *p, const uint8_t device[HUB_ID_BYTES],
@@ -240,7 +246,7 @@ static int change_store(struct policy *p, uint64_t seq, const satchel_FieldChang
     e.change_seq = seq;
     memcpy(e.record_id, c->record_id, HUB_ID_BYTES);
     memcpy(e.patient_id, patient, HUB_ID_BYTES);
-    snprintf(e.team, sizeof e.team, "%s", team);
+    entry_team(&e, team);
     return BK(p, feed_append, &e);
 }
 
@@ -579,7 +585,7 @@ static int append_purge(struct reassign *ra, const uint8_t id[HUB_ID_BYTES])
     e.what = HUB_FEED_PURGE;
     memcpy(e.record_id, id, HUB_ID_BYTES);
     memcpy(e.patient_id, ra->patient, HUB_ID_BYTES);
-    snprintf(e.team, sizeof e.team, "%s", ra->team);
+    entry_team(&e, ra->team);
     return BK(ra->p, feed_append, &e);
 }
 
@@ -607,7 +613,7 @@ static int refeed_field(void *arg, const uint8_t record[HUB_ID_BYTES], uint32_t 
     e.change_seq = change_seq;
     memcpy(e.record_id, record, HUB_ID_BYTES);
     memcpy(e.patient_id, ra->patient, HUB_ID_BYTES);
-    snprintf(e.team, sizeof e.team, "%s", ra->team);
+    entry_team(&e, ra->team);
     ra->refed++;
     return BK(ra->p, feed_append, &e);
 }
@@ -702,7 +708,6 @@ static int po_patient_assign(void *ctx, const uint8_t patient[HUB_ID_BYTES], con
 
 struct pull_scan {
     struct policy *p;
-    const uint8_t *device;
     const char *team;
     satchel_FieldChange *changes;
     size_t max_changes;
@@ -713,18 +718,17 @@ struct pull_scan {
     int policy_err; /* the failure is the policy's (its message is set) */
 };
 
-/* Judges one feed entry by scope, as of now: a change as accepted, unless
- * the device wrote it; a re-feed while the patient is still in the team; a
- * purge unless the patient has come back to the team. Then fits it into
- * the batch, which ends by count, by purges and by bytes. */
+/* Judges one feed entry by scope, as of now: a change as accepted (but
+ * not the device's own: feed_scan leaves those out); a re-feed while the
+ * patient is still in the team; a purge unless the patient has come back
+ * to the team. Then fits it into the batch, which ends by count, by
+ * purges and by bytes. */
 static int pull_visit(void *arg, const struct hub_feed_row *row,
                       int (*load)(void *scan, satchel_FieldChange *out), void *scan)
 {
     struct pull_scan *s = arg;
     switch (row->what) {
     case HUB_FEED_CHANGE:
-        if (memcmp(row->origin, s->device, HUB_ID_BYTES) == 0)
-            return HUB_SCAN_NEXT;
         break;
     case HUB_FEED_REFEED:
         if (strcmp(row->patient_team, s->team) != 0)
@@ -788,13 +792,12 @@ static int pull_feed(struct policy *p, const uint8_t device[HUB_ID_BYTES], uint6
         return finish(p, ret);
     memset(&s, 0, sizeof s);
     s.p = p;
-    s.device = device;
     s.team = dev.team;
     s.changes = changes;
     s.max_changes = max_changes;
     s.out = out;
     s.next = cursor;
-    ret = p->b->feed_scan(p->b->ctx, dev.team, cursor, pull_visit, &s);
+    ret = p->b->feed_scan(p->b->ctx, dev.team, cursor, device, pull_visit, &s);
     if (ret != SAT_OK && !s.policy_err)
         ret = bk(p, ret);
     if (ret == SAT_OK && !s.more)
