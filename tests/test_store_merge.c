@@ -620,6 +620,62 @@ static void test_equal_stamps_tie_break_on_origin(void **state)
     assert_converged(p);
 }
 
+/* What a tablet shows for an observation it pulled is scored by its own
+ * NEWS2 code from the vital signs: the score the record carried is at most
+ * a cross-check (here another tablet sent critical signs with a score of
+ * 0), and an observation whose vital signs are not all there is shown as
+ * incomplete and high risk, never as low. */
+static void test_pulled_news2_is_scored_here(void **state)
+{
+    struct pair *p = *state;
+    struct store_id pa = add_patient(&p->a, 12);
+    struct store_obs o, got;
+    struct store_apply_result r;
+    memset(&o, 0, sizeof o);
+    o.patient_id = pa;
+    o.vitals = (struct news2_vitals){ 30, 84, 1, 1, 85, 140, NEWS2_UNRESPONSIVE, 340 };
+    assert_int_equal(store_obs_add(p->a.s, &o), SAT_OK);
+    assert_int_equal(o.news2_score, 20);
+    p->batch.n = 0;
+    assert_int_equal(store_changes(p->a.s, 0, 0, collect, &p->batch), SAT_OK);
+    for (size_t i = 0; i < p->batch.n; i++)
+        if (p->batch.c[i].kind == RECORD_KIND_OBSERVATION &&
+            p->batch.c[i].field == satchel_Observation_news2_score_tag)
+            p->batch.c[i].value_int = 0; /* what a faulty tablet carried */
+    assert_int_equal(store_apply_remote(p->b.s, p->batch.c, p->batch.n, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(store_obs_get(p->b.s, &o.id, &got), SAT_OK);
+    assert_int_equal(got.news2_score, 20);
+    assert_int_equal(got.news2_risk, NEWS2_RISK_HIGH);
+    assert_int_equal(got.news2_incomplete, 0);
+    assert_int_equal(got.news2_carried, 0);
+
+    /* Another observation, whose respiration rate does not arrive. */
+    uint64_t after = p->batch.c[p->batch.n - 1].seq;
+    memset(&o, 0, sizeof o);
+    o.patient_id = pa;
+    o.vitals = (struct news2_vitals){ 12, 97, 1, 0, 120, 70, NEWS2_ALERT, 370 };
+    assert_int_equal(store_obs_add(p->a.s, &o), SAT_OK);
+    assert_int_equal(o.news2_risk, NEWS2_RISK_LOW);
+    p->batch.n = 0;
+    assert_int_equal(store_changes(p->a.s, after, 0, collect, &p->batch), SAT_OK);
+    {
+        size_t kept = 0;
+        for (size_t i = 0; i < p->batch.n; i++)
+            if (!(p->batch.c[i].kind == RECORD_KIND_OBSERVATION &&
+                  p->batch.c[i].field ==
+                      RECORD_OBS_VITALS_BASE + satchel_VitalSigns_respiration_rate_tag))
+                p->batch.c[kept++] = p->batch.c[i];
+        assert_int_equal(kept, p->batch.n - 1);
+        p->batch.n = kept;
+    }
+    assert_int_equal(store_apply_remote(p->b.s, p->batch.c, p->batch.n, NULL, 0, 0, &r), SAT_OK);
+    assert_int_equal(store_obs_get(p->b.s, &o.id, &got), SAT_OK);
+    assert_int_equal(got.news2_incomplete, 1);
+    assert_string_equal(news2_field_name(got.news2_incomplete), "respiration rate");
+    assert_int_equal(got.news2_score, -1);
+    assert_int_equal(got.news2_risk, NEWS2_RISK_HIGH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sequential_edit_is_not_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skewed_clock_still_orders_causally, setup, teardown),
         cmocka_unit_test_setup_teardown(test_equal_stamps_tie_break_on_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pulled_news2_is_scored_here, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_batch_applies_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_ack_never_goes_down, setup, teardown),

@@ -133,6 +133,13 @@ void cli_reset_getopt(void);
 /* Unix ms as "YYYY-MM-DDTHH:MMZ" (UTC) in out; "-" for ms <= 0 (unset). */
 void cli_format_time(int64_t ms, char out[32]);
 
+/* An observation's NEWS2 as a person should read it: "7 (high)", or
+ * "incomplete: respiration rate missing or out of range (high risk until
+ * measured)"; a carried score that differs from this tablet's is flagged,
+ * not shown as the score. */
+#define CLI_NEWS2_TEXT_BYTES 160
+const char *cli_news2_text(const struct store_obs *o, char out[CLI_NEWS2_TEXT_BYTES]);
+
 /* ---- the commands (main.c's table) ------------------------------------- */
 
 /* cmd_keys.c */

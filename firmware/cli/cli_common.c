@@ -202,6 +202,23 @@ int cli_parse_int(const char *s, const char *what, int *out)
     return EXIT_OK;
 }
 
+const char *cli_news2_text(const struct store_obs *o, char out[CLI_NEWS2_TEXT_BYTES])
+{
+    if (o->news2_incomplete) {
+        snprintf(out, CLI_NEWS2_TEXT_BYTES,
+                 "incomplete: %s missing or out of range (treat as high risk until measured)",
+                 news2_field_name(o->news2_incomplete));
+        return out;
+    }
+    if (o->news2_carried != o->news2_score)
+        snprintf(out, CLI_NEWS2_TEXT_BYTES, "%d (%s) [its author's tablet said %d: not used]",
+                 o->news2_score, news2_risk_name(o->news2_risk), o->news2_carried);
+    else
+        snprintf(out, CLI_NEWS2_TEXT_BYTES, "%d (%s)", o->news2_score,
+                 news2_risk_name(o->news2_risk));
+    return out;
+}
+
 void cli_format_time(int64_t ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);

@@ -71,8 +71,17 @@ static int json_obs(void *arg, const struct store_obs *o)
     json_object_object_add(v, "temperature_c",
                            json_object_new_double(o->vitals.temperature_dc / 10.0));
     json_object_object_add(j, "vital_signs", v);
-    json_object_object_add(j, "news2_score", json_object_new_int(o->news2_score));
+    /* Computed here from the vital signs; an incomplete set has no score
+     * (null), high risk and the name of what is missing. */
+    json_object_object_add(j, "news2_score", o->news2_incomplete
+                                                 ? NULL
+                                                 : json_object_new_int(o->news2_score));
     json_object_object_add(j, "news2_risk", json_object_new_string(news2_risk_name(o->news2_risk)));
+    if (o->news2_incomplete)
+        json_object_object_add(j, "news2_incomplete",
+                               json_object_new_string(news2_field_name(o->news2_incomplete)));
+    if (o->news2_carried != o->news2_score)
+        json_object_object_add(j, "news2_carried_score", json_object_new_int(o->news2_carried));
     return json_object_array_add(arg, j);
 }
 

@@ -175,15 +175,16 @@ static int print_obs(void *arg, const struct store_obs *o)
     (void)arg;
     store_id_to_hex(&o->id, hex);
     cli_format_time(o->taken_ms, t);
+    char score[CLI_NEWS2_TEXT_BYTES];
     printf("  obs %.8s  %s  RR %d SpO2 %d%% (scale %d, %s) BP %d HR %d %c T %d.%d"
-           "  NEWS2 %d (%s)%s\n",
+           "  NEWS2 %s%s\n",
            hex, t, o->vitals.respiration_rate, o->vitals.spo2_pct, o->vitals.spo2_scale,
            o->vitals.on_oxygen ? "oxygen" : "air", o->vitals.systolic_bp, o->vitals.pulse,
            acvpu[o->vitals.consciousness >= 1 && o->vitals.consciousness <= 5
                      ? o->vitals.consciousness
                      : 0],
-           o->vitals.temperature_dc / 10, o->vitals.temperature_dc % 10, o->news2_score,
-           news2_risk_name(o->news2_risk), o->has_amends ? "  (amends an earlier one)" : "");
+           o->vitals.temperature_dc / 10, o->vitals.temperature_dc % 10,
+           cli_news2_text(o, score), o->has_amends ? "  (amends an earlier one)" : "");
     return 0;
 }
 
@@ -447,6 +448,7 @@ int cmd_obs(struct app *a, int argc, char **argv)
         return cli_store_failed(a, ret);
     store_id_to_hex(&o.id, hex);
     printf("%s\nNEWS2 score: %d (%s risk)\n", hex, o.news2_score, news2_risk_name(o.news2_risk));
+    /* (o passed the store's checks: complete, and scored by this tablet.) */
     return EXIT_OK;
 }
 

@@ -76,8 +76,16 @@ struct store_obs {
     struct store_id amends;
     int64_t taken_ms;
     struct news2_vitals vitals;
-    int news2_score;           /* computed by the store */
-    enum news2_risk news2_risk; /* computed by the store */
+    /* What a person is shown is computed by this tablet's NEWS2 code from
+     * the vital signs, every time a record is read, never taken from what
+     * the record carried (another tablet, or a faulty one, wrote that). */
+    int news2_score;            /* 0..20; -1 when the vitals are incomplete */
+    enum news2_risk news2_risk; /* HIGH when incomplete: never reassure */
+    int news2_incomplete;       /* 0, or news2_check's index of the first
+                                 * missing or invalid vital sign
+                                 * (news2_field_name names it) */
+    int news2_carried;          /* the score the record carried: a
+                                 * cross-check only (see news2_score) */
 };
 
 struct store_note {

@@ -180,9 +180,25 @@ static int check_visit_of(struct store *s, int has_visit, const struct store_id 
 
 /* ---- observations ------------------------------------------------------- */
 
-static void row_obs(sqlite3_stmt *q, struct store_obs *o)
+/* Scores o from its vital signs: an incomplete or invalid set scores -1
+ * at HIGH risk (news2.h: a failed score escalates) and says which vital
+ * sign is missing, never low. */
+static void obs_score(struct store_obs *o)
 {
     struct news2_result r;
+    if (news2_score(&o->vitals, &r) == 0) {
+        o->news2_score = r.score;
+        o->news2_risk = r.risk;
+        o->news2_incomplete = 0;
+    } else {
+        o->news2_score = -1;
+        o->news2_risk = NEWS2_RISK_HIGH;
+        o->news2_incomplete = news2_check(&o->vitals);
+    }
+}
+
+static void row_obs(sqlite3_stmt *q, struct store_obs *o)
+{
     memset(o, 0, sizeof *o);
     st_column_id(q, 0, &o->id);
     st_column_id(q, 1, &o->patient_id);
@@ -197,8 +213,8 @@ static void row_obs(sqlite3_stmt *q, struct store_obs *o)
     o->vitals.pulse = sqlite3_column_int(q, 10);
     o->vitals.consciousness = sqlite3_column_int(q, 11);
     o->vitals.temperature_dc = sqlite3_column_int(q, 12);
-    o->news2_score = sqlite3_column_int(q, 13);
-    o->news2_risk = news2_score(&o->vitals, &r) == 0 ? r.risk : NEWS2_RISK_LOW;
+    o->news2_carried = sqlite3_column_int(q, 13);
+    obs_score(o);
 }
 
 int store_obs_get(struct store *s, const struct store_id *id, struct store_obs *out)
@@ -248,7 +264,6 @@ int store_obs_add(struct store *s, struct store_obs *o)
         satchel_VitalSigns_systolic_bp_tag,      satchel_VitalSigns_pulse_tag,
         satchel_VitalSigns_consciousness_tag,    satchel_VitalSigns_temperature_dc_tag
     };
-    struct news2_result score;
     sqlite3_stmt *q;
     int ret;
     s->errmsg[0] = '\0';
@@ -266,9 +281,8 @@ int store_obs_add(struct store *s, struct store_obs *o)
     }
     if (ret != SAT_OK)
         return ret;
-    news2_score(&o->vitals, &score);
-    o->news2_score = score.score;
-    o->news2_risk = score.risk;
+    obs_score(o); /* complete: check_vitals passed */
+    o->news2_carried = o->news2_score;
     o->taken_ms = hal_clock_wall_ms(s->hal);
     ret = st_new_id(s, &o->id);
     if (ret == SAT_OK)
