@@ -133,6 +133,10 @@ void cli_reset_getopt(void);
 /* Unix ms as "YYYY-MM-DDTHH:MMZ" (UTC) in out; "-" for ms <= 0 (unset). */
 void cli_format_time(int64_t ms, char out[32]);
 
+/* 1 if s is a decimal integer as a person types it: an optional '-', then
+ * 1..max_digits digits, nothing else (no space, '+', hex or exponent). */
+int cli_decimal(const char *s, size_t max_digits);
+
 /* An observation's NEWS2 as a person should read it: "7 (high)", or
  * "incomplete: respiration rate missing or out of range (high risk until
  * measured)"; a carried score that differs from this tablet's is flagged,

@@ -190,11 +190,24 @@ int cli_resolve(struct app *a, enum record_kind kind, const char *hex, struct st
 
 /* ---- option parsing and output ------------------------------------------ */
 
+int cli_decimal(const char *s, size_t max_digits)
+{
+    size_t n = 0;
+    if (*s == '-')
+        s++;
+    for (; s[n]; n++)
+        if (s[n] < '0' || s[n] > '9')
+            return 0;
+    return n >= 1 && n <= max_digits;
+}
+
 int cli_parse_int(const char *s, const char *what, int *out)
 {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < -1000000 || v > 1000000) {
+    long v = 0;
+    /* strtol alone would take " +5", "5 " and more digits than a long. */
+    if (cli_decimal(s, 7))
+        v = strtol(s, NULL, 10);
+    if (!cli_decimal(s, 7) || v < -1000000 || v > 1000000) {
         fprintf(stderr, "satchel: %s must be a whole number, not '%s'\n", what, s);
         return EXIT_USAGE;
     }

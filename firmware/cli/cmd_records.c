@@ -44,16 +44,32 @@ static int set_text(char *dst, size_t cap, const char *src, const char *what)
     return EXIT_OK;
 }
 
-/* "37.2" → 372 tenths. */
+/* "37.2" -> 372 tenths, "37" -> 370: decimal digits with at most one after
+ * the point, read as an integer (no floating point: strtod took "0x25" as
+ * 37 and "nan" into an undefined conversion). */
 static int parse_temp(const char *s, int *out)
 {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || *end || v < -100 || v > 100) {
+    char whole[8];
+    const char *dot = strchr(s, '.');
+    size_t n = dot ? (size_t)(dot - s) : strlen(s);
+    int ok = n < sizeof whole && (!dot || (dot[1] >= '0' && dot[1] <= '9' && dot[2] == '\0'));
+    long tenths = 0;
+    if (ok) {
+        memcpy(whole, s, n);
+        whole[n] = '\0';
+        ok = cli_decimal(whole, 3);
+    }
+    if (ok) {
+        tenths = strtol(whole, NULL, 10) * 10;
+        if (dot)
+            tenths += (whole[0] == '-' ? -1 : 1) * (dot[1] - '0');
+        ok = tenths >= -1000 && tenths <= 1000;
+    }
+    if (!ok) {
         fprintf(stderr, "satchel: --temp must be degrees Celsius like 37.2, not '%s'\n", s);
         return EXIT_USAGE;
     }
-    *out = (int)(v * 10 + (v < 0 ? -0.5 : 0.5));
+    *out = (int)tenths;
     return EXIT_OK;
 }
 
