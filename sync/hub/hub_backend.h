@@ -43,6 +43,12 @@
 
 #define HUB_BACKEND_VERSION 1
 
+/* The largest values a change carries (satchel.options: FieldValue.text,
+ * the NUL included, and FieldValue.blob): what the policy accepts and
+ * what a backend must give back whole. */
+#define HUB_TEXT_BYTES_MAX sizeof(((satchel_FieldValue *)0)->value.text)
+#define HUB_BLOB_BYTES_MAX sizeof(((satchel_FieldValue *)0)->value.blob.bytes)
+
 /* What a feed entry is (hub_store.h, "Purge design"). */
 enum hub_feed_what {
     HUB_FEED_CHANGE = 0, /* a change as accepted, for its patient's team */

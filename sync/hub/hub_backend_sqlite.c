@@ -50,8 +50,6 @@
 #define SCHEMA_VERSION 1
 #define APPLICATION_ID 0x53415448 /* "SATH": a Satchel hub store */
 
-#define TEXT_BYTES_MAX sizeof(((satchel_FieldValue *)0)->value.text)
-#define BLOB_BYTES_MAX sizeof(((satchel_FieldValue *)0)->value.blob.bytes)
 
 _Static_assert(sizeof(((satchel_Patient *)0)->team) == HUB_TEAM_BYTES,
                "HUB_TEAM_BYTES must match Patient.team max_size");
@@ -304,7 +302,7 @@ static int column_change(struct hub_sqlite *h, sqlite3_stmt *q, int col,
     case satchel_FieldValue_text_tag: {
         const unsigned char *t = sqlite3_column_text(q, col + 5);
         int n = sqlite3_column_bytes(q, col + 5);
-        if (n < 0 || (size_t)n >= TEXT_BYTES_MAX)
+        if (n < 0 || (size_t)n >= HUB_TEXT_BYTES_MAX)
             return fail(h, SAT_ERR_HUB_STORAGE, "the hub database holds an over-long text");
         if (t)
             memcpy(c->value.value.text, t, (size_t)n);
@@ -314,7 +312,7 @@ static int column_change(struct hub_sqlite *h, sqlite3_stmt *q, int col,
     case satchel_FieldValue_blob_tag: {
         const void *b = sqlite3_column_blob(q, col + 5);
         int n = sqlite3_column_bytes(q, col + 5);
-        if (n < 0 || (size_t)n > BLOB_BYTES_MAX)
+        if (n < 0 || (size_t)n > HUB_BLOB_BYTES_MAX)
             return fail(h, SAT_ERR_HUB_STORAGE, "the hub database holds an over-long blob");
         if (b)
             memcpy(c->value.value.blob.bytes, b, (size_t)n);

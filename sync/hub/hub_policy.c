@@ -23,8 +23,6 @@
 
 #include "record.h"
 
-#define TEXT_BYTES_MAX sizeof(((satchel_FieldValue *)0)->value.text)
-#define BLOB_BYTES_MAX sizeof(((satchel_FieldValue *)0)->value.blob.bytes)
 
 _Static_assert(HUB_ID_BYTES == SAT_ID_BYTES, "hub ids are record ids");
 
@@ -332,9 +330,9 @@ static int batch_check(struct policy *p, const uint8_t device[HUB_ID_BYTES],
             return fail(p, SAT_ERR_HUB_BAD_CHANGE,
                         "change %zu: a tombstone goes in field 0, and only a tombstone", i);
         if (which == satchel_FieldValue_text_tag &&
-            !memchr(c->value.value.text, '\0', TEXT_BYTES_MAX))
+            !memchr(c->value.value.text, '\0', HUB_TEXT_BYTES_MAX))
             return fail(p, SAT_ERR_HUB_BAD_CHANGE, "change %zu: text is not terminated", i);
-        if (which == satchel_FieldValue_blob_tag && c->value.value.blob.size > BLOB_BYTES_MAX)
+        if (which == satchel_FieldValue_blob_tag && c->value.value.blob.size > HUB_BLOB_BYTES_MAX)
             return fail(p, SAT_ERR_HUB_BAD_CHANGE, "change %zu: blob too long", i);
         if (names_patient(c) &&
             (which != satchel_FieldValue_blob_tag || c->value.value.blob.size != HUB_ID_BYTES))
