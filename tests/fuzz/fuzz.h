@@ -167,6 +167,10 @@ static inline size_t fuzz_mutate_frames(uint8_t *data, size_t size, size_t max_s
     size_t at = 0;
     size_t start, body = 0, tail, tail_len, room, grown;
     uint8_t *saved;
+    /* libFuzzer may hand over an input longer than max_size (a seed above
+     * -max_len): mutate only what fits, as its own mutators do. */
+    if (size > max_size)
+        size = max_size;
     if (seed % 4 == 0)
         return LLVMFuzzerMutate(data, size, max_size);
     while (n < FUZZ_FRAMES_MAX && size - at >= PROTO_FRAME_HEADER_BYTES &&
@@ -181,7 +185,7 @@ static inline size_t fuzz_mutate_frames(uint8_t *data, size_t size, size_t max_s
     (void)proto_frame_header(data + start, &body);
     tail = start + PROTO_FRAME_HEADER_BYTES + body;
     tail_len = size - tail;
-    room = max_size - (size - body);
+    room = max_size - (size - body); /* size <= max_size: no wrap */
     if (room > PROTO_FRAME_BYTES_MAX)
         room = PROTO_FRAME_BYTES_MAX;
     saved = malloc(tail_len ? tail_len : 1);
@@ -189,6 +193,8 @@ static inline size_t fuzz_mutate_frames(uint8_t *data, size_t size, size_t max_s
         return LLVMFuzzerMutate(data, size, max_size);
     memcpy(saved, data + tail, tail_len);
     grown = LLVMFuzzerMutate(data + start + PROTO_FRAME_HEADER_BYTES, body, room);
+    if (grown > room) /* never trust a length we did not make */
+        grown = room;
     data[start] = (uint8_t)(grown >> 24);
     data[start + 1] = (uint8_t)(grown >> 16);
     data[start + 2] = (uint8_t)(grown >> 8);
